@@ -1,0 +1,84 @@
+"""What tools/train.py and tools/test.py share: one entry point for mmpretrain, mmdet and mmseg
+configs. The config's ``default_scope`` picks the library; mmengine's Runner does the work."""
+import argparse
+import os
+import os.path as osp
+from typing import Iterable, List, Optional
+
+from mmengine.config import Config, DictAction
+
+LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
+
+
+class ConfigError(SystemExit):
+    """A config that cannot run here; exits with one clear line (code 2)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f'error: {message}')
+        self.code = 2
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: '
+                        './work_dirs/<config name>)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (mmengine syntax)')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher (torchrun: pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+
+
+def load_config(path: str, cfg_options: Optional[dict], launcher: str,
+                work_dir: Optional[str]) -> Config:
+    """Load ``path``, apply overrides and check the scope names a library we serve."""
+    if not osp.isfile(path):
+        raise ConfigError(f'config file not found: {path}')
+    import rapidnet_mm  # noqa: F401  (registers our modules even without custom_imports)
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in LIBRARIES:
+        raise ConfigError(f'{path} has default_scope={scope!r}; these tools run configs of '
+                          f'{", ".join(LIBRARIES)} (set default_scope in the config)')
+    if 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = '0'
+    cfg.launcher = launcher
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def _data_roots(node, path: str) -> Iterable:
+    """Yield (setting, data_root) for every dataset config under ``node``."""
+    if isinstance(node, dict):
+        if isinstance(node.get('data_root'), str) and node['data_root']:
+            yield f'{path}.data_root', node['data_root']
+        for key, value in node.items():
+            if key in ('dataset', 'datasets'):
+                yield from _data_roots(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _data_roots(item, f'{path}[{i}]')
+
+
+def check_data_roots(cfg: Config, loaders: List[str]) -> None:
+    """Stop with a clear message when a dataset root the run needs does not exist."""
+    for loader in loaders:
+        if cfg.get(loader) is None:
+            continue
+        for setting, root in _data_roots(cfg[loader].get('dataset'), f'{loader}.dataset'):
+            if '://' not in root and not osp.isdir(root):
+                raise ConfigError(
+                    f'dataset root {root!r} ({setting}) does not exist; put the data there or '
+                    f"point the config at it, e.g. --cfg-options {setting}=/path/to/data")
+
+
+def build_runner(cfg: Config):
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        return RUNNERS.build(cfg)
+    return Runner.from_cfg(cfg)

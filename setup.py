@@ -1,0 +1,65 @@
+"""rapidnet_mm: RapidNet (WACV 2025) for mmpretrain, mmdet and mmsegmentation."""
+import os
+import os.path as osp
+import shutil
+
+from setuptools import find_packages, setup
+
+ROOT = osp.dirname(osp.abspath(__file__))
+
+
+def version() -> str:
+    scope: dict = {}
+    with open(osp.join(ROOT, 'rapidnet_mm', 'version.py')) as f:
+        exec(f.read(), scope)
+    return scope['__version__']
+
+
+def ship_configs_and_tools() -> None:
+    """Copy configs/ and tools/ into rapidnet_mm/.mim as OpenMMLab packages do.
+
+    An editable install links them instead, so the installed package always sees the repository's
+    files; a regular install (wheel) gets copies.
+    """
+    mim = osp.join(ROOT, 'rapidnet_mm', '.mim')
+    for name in ('configs', 'tools'):
+        src, dst = osp.join(ROOT, name), osp.join(mim, name)
+        if osp.islink(dst) or osp.isfile(dst):
+            os.remove(dst)
+        elif osp.isdir(dst):
+            shutil.rmtree(dst)
+        os.makedirs(mim, exist_ok=True)
+        try:
+            os.symlink(osp.relpath(src, mim), dst, target_is_directory=True)
+        except OSError:
+            shutil.copytree(src, dst)
+
+
+if __name__ == '__main__':
+    ship_configs_and_tools()
+    setup(
+        name='rapidnet_mm',
+        version=version(),
+        description='RapidNet (multi-level dilated convolution mobile backbone, WACV 2025) '
+        'for mmpretrain, mmdet and mmsegmentation',
+        long_description=open(osp.join(ROOT, 'README.md')).read(),
+        long_description_content_type='text/markdown',
+        license='Apache-2.0',
+        python_requires='>=3.9',
+        packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
+        include_package_data=True,
+        package_data={'rapidnet_mm': ['.mim/configs/**/*.py', '.mim/tools/*.py', '.mim/tools/*.sh']},
+        # The exact, tested versions are in requirements/stack.txt; these are the ranges we need.
+        install_requires=[
+            'torch>=2.0',
+            'mmengine>=0.10,<0.11',
+            'mmpretrain>=1.2,<1.3',
+            'timm>=1.0',
+        ],
+        extras_require={
+            'det': ['mmdet>=3.3,<3.4', 'mmcv>=2.1,<2.2', 'pycocotools'],
+            'seg': ['mmsegmentation>=1.2,<1.3', 'mmcv>=2.1,<2.2', 'ftfy', 'regex'],
+            'deploy': ['coremltools>=9.0', 'onnx', 'onnxruntime'],
+        },
+        zip_safe=False,
+    )

@@ -1,0 +1,77 @@
+"""mmengine checkpoints load and resume under torch's weights_only default, nothing more."""
+import argparse
+
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+
+import rapidnet_mm  # noqa: F401  (applies the fix)
+
+
+class ToyModel(BaseModel):
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(4, 1)
+
+    def forward(self, inputs, labels=None, mode='tensor'):
+        out = self.linear(torch.stack(inputs))
+        if mode == 'loss':
+            return dict(loss=((out.squeeze(1) - torch.stack(labels))**2).mean())
+        return out
+
+
+class ToyDataset(torch.utils.data.Dataset):
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return dict(inputs=torch.full((4, ), float(i)), labels=torch.tensor(float(i % 3)))
+
+
+class RecordIters(Hook):
+
+    def __init__(self):
+        self.seen = []
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.seen.append(runner.iter)
+
+
+def make_runner(work_dir, resume=False, max_iters=2, hooks=()):
+    return Runner(
+        model=ToyModel(), work_dir=str(work_dir),
+        train_dataloader=dict(dataset=ToyDataset(), sampler=dict(type='DefaultSampler',
+                                                                 shuffle=False),
+                              batch_size=2, num_workers=0),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)),
+        train_cfg=dict(by_epoch=False, max_iters=max_iters),
+        default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False),
+                           logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=list(hooks), resume=resume, default_scope='mmengine')
+
+
+def test_resume_from_mmengine_checkpoint(tmp_path):
+    runner = make_runner(tmp_path)
+    runner.train()
+    ckpt = tmp_path / 'iter_2.pth'
+    assert ckpt.exists()
+    # the plain torch.load that mmengine does must accept its own checkpoint
+    state = torch.load(ckpt, map_location='cpu')
+    assert 'message_hub' in state and state['meta']['iter'] == 2
+    recorder = RecordIters()
+    resumed = make_runner(tmp_path, resume=True, max_iters=4, hooks=[recorder])
+    resumed.train()
+    assert recorder.seen == [2, 3]  # continued after the checkpoint, did not restart
+    assert resumed.iter == 4
+
+
+def test_other_pickled_types_are_still_refused(tmp_path):
+    path = tmp_path / 'foreign.pth'
+    torch.save({'args': argparse.Namespace(lr=1.0)}, path)
+    with pytest.raises(Exception, match='Namespace'):
+        torch.load(path)

@@ -1,0 +1,41 @@
+"""Evaluate a checkpoint with any rapidnet_mm (or mmpretrain/mmdet/mmseg) config; the config's
+default_scope picks the library and its test_evaluator prints the metrics.
+
+Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
+       [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+"""
+import argparse
+import os.path as osp
+
+from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
+                                load_config)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Evaluate a checkpoint.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--out', help='also dump the raw predictions to this .pkl file')
+    add_common_args(parser)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if not osp.isfile(args.checkpoint):
+        raise ConfigError(f'checkpoint not found: {args.checkpoint}')
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    cfg.load_from = args.checkpoint
+    if args.out:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ConfigError('--out must end with .pkl')
+        evaluator = cfg.test_evaluator
+        evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
+        cfg.test_evaluator = evaluator + [dict(type='mmengine.DumpResults',
+                                               out_file_path=args.out)]
+    check_data_roots(cfg, ['test_dataloader'])
+    build_runner(cfg).test()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,57 @@
+"""Train any rapidnet_mm (or mmpretrain/mmdet/mmseg) config; the config's default_scope picks the
+library. Multi-GPU / multi-node: ``torchrun --nproc_per_node=N tools/train.py CONFIG --launcher
+pytorch`` (or slurm), through mmengine's launchers.
+
+Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
+       [--no-validate] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+"""
+import argparse
+
+from rapidnet_mm.models.distillation import teacher_setup_problem
+from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
+                                load_config)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a model from a config.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None,
+                        help='resume from CKPT, or without a value from the latest checkpoint '
+                        'in the work dir')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--auto-scale-lr', action='store_true',
+                        help="scale the lr by the actual total batch (config's auto_scale_lr)")
+    parser.add_argument('--no-validate', action='store_true',
+                        help='do not evaluate checkpoints during training')
+    add_common_args(parser)
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
+    if args.amp:
+        if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+            print('note: the config already trains with AmpOptimWrapper')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise SystemExit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the '
+                             'config')
+        cfg.auto_scale_lr.enable = True
+    if args.no_validate:
+        cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        cfg.resume, cfg.load_from = True, args.resume
+    check_data_roots(cfg, ['train_dataloader'] + ([] if args.no_validate else ['val_dataloader']))
+    problem = teacher_setup_problem(cfg.get('model') or {})
+    if problem:  # before the runner, so that no step is taken against a missing teacher
+        raise ConfigError(problem)
+    build_runner(cfg).train()
+
+
+if __name__ == '__main__':
+    main()
