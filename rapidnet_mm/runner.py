@@ -11,11 +11,14 @@ LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
 
 
 class ConfigError(SystemExit):
-    """A config that cannot run here; exits with one clear line (code 2)."""
+    """A config that cannot run here; exits with one clear line on stderr (status 1).
+
+    The message must stay the exit code: Python prints a SystemExit's code only when it is not
+    an int, so setting an int status would exit silently.
+    """
 
     def __init__(self, message: str) -> None:
         super().__init__(f'error: {message}')
-        self.code = 2
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -76,9 +79,36 @@ def check_data_roots(cfg: Config, loaders: List[str]) -> None:
                     f"point the config at it, e.g. --cfg-options {setting}=/path/to/data")
 
 
+def prepare_cpu_distributed(cfg: Config) -> None:
+    """Let ``torchrun ... --launcher pytorch`` run on machines without a GPU.
+
+    mmengine's pytorch launcher calls ``torch.cuda.set_device`` and wraps the model for one GPU
+    per process. Without CUDA this joins the process group with gloo here (mmengine then skips
+    its own initialisation) and wraps the model for CPU (no ``device_ids``).
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise ConfigError(f'--launcher {cfg.launcher} needs GPUs; on CPU launch with torchrun '
+                          'and --launcher pytorch')
+    dist_cfg = cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})
+    if dist_cfg.get('backend', 'nccl') != 'gloo':
+        print(f"note: no GPU, so the distributed backend is gloo instead of "
+              f"{dist_cfg.get('backend', 'nccl')!r}")
+        dist_cfg['backend'] = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None,
+                                     broadcast_buffers=False)
+
+
 def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)

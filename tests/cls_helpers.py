@@ -1,0 +1,112 @@
+"""Synthetic data, teachers, authors'-layout checkpoints and tiny configs for the classification
+tests (made on the fly in a tmp dir; nothing is downloaded)."""
+import argparse
+import os
+import os.path as osp
+import subprocess
+import sys
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PYTHON = sys.executable
+NUM_CLASSES = 4
+TINY_TEACHER = 'test_resnet'  # a timm model of ~0.5M parameters standing in for regnety_160
+# A distinct colour per class, so that the task is learnable and predictions are not constant.
+COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 220, 50)]
+
+
+def make_imagenet(root: str, per_class: Dict[str, int], size: int = 64, seed: int = 0) -> None:
+    """An ImageNet-layout dataset: ``{split}/{wnid}/*.JPEG`` plus ``meta/{split}.txt``."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
+    for split, count in per_class.items():
+        lines = []
+        for label, colour in enumerate(COLOURS[:NUM_CLASSES]):
+            wnid = f'n{label:08d}'
+            os.makedirs(osp.join(root, split, wnid), exist_ok=True)
+            for i in range(count):
+                noise = rng.integers(-30, 30, (size, size, 3))
+                pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+                name = f'{wnid}/{split}_{wnid}_{i}.JPEG'
+                Image.fromarray(pixels).save(osp.join(root, split, name), format='JPEG')
+                lines.append(f'{name} {label}')
+        with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+
+
+def make_teacher_checkpoint(path: str, arch: str = TINY_TEACHER, seed: int = 0) -> torch.nn.Module:
+    """Save a randomly initialised timm model as DeiT's teacher file does (``{'model': ...}``)."""
+    import timm
+    torch.manual_seed(seed)
+    teacher = timm.create_model(arch, pretrained=False, num_classes=NUM_CLASSES)
+    torch.save({'model': teacher.state_dict()}, path)
+    return teacher
+
+
+def _scale_sizes(node, sizes: Dict[int, int]):
+    """Replace crop/resize sizes in a pipeline (224 -> 64 etc.) wherever they occur."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ('scale', 'crop_size') and value in sizes:
+                node[key] = sizes[value]
+            else:
+                _scale_sizes(value, sizes)
+    elif isinstance(node, list):
+        for item in node:
+            _scale_sizes(item, sizes)
+
+
+def tiny_config(base: str, out_path: str, data_root: str, teacher_ckpt: Optional[str],
+                batch_size: int = 4, epochs: int = 1, backend: Optional[str] = None) -> str:
+    """A copy of ``base`` (a configs/cls file) shrunk to a CPU smoke run: 4 classes, 64 px crops,
+    the tiny teacher, plain fp32 optimiser wrapper; everything else (pipeline, sampler, mixup,
+    EMA, schedule) as in the real config."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(ROOT, base))
+    cfg.data_preprocessor.num_classes = NUM_CLASSES
+    cfg.model.head.num_classes = NUM_CLASSES
+    cfg.model.head.topk = (1, )
+    cfg.model.teacher = dict(arch=TINY_TEACHER, checkpoint=teacher_ckpt)
+    for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
+                          ('test_dataloader', 'val')):
+        cfg[loader].batch_size = batch_size
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+        cfg[loader].dataset.data_root = data_root
+        cfg[loader].dataset.split = split
+        _scale_sizes(cfg[loader].dataset.pipeline, {224: 64, 248: 72})
+    cfg.val_evaluator = cfg.test_evaluator = dict(type='Accuracy', topk=(1, ))
+    cfg.optim_wrapper.type = 'OptimWrapper'  # AMP needs a GPU
+    cfg.optim_wrapper.pop('loss_scale')
+    cfg.train_cfg.max_epochs = epochs
+    cfg.default_hooks.logger.interval = 1
+    cfg.randomness = dict(seed=0)
+    if backend:
+        cfg.env_cfg.dist_cfg.backend = backend
+    cfg.dump(out_path)
+    return out_path
+
+
+def run_tool(args: List[str], timeout: int = 600, env: Optional[dict] = None,
+             cwd: str = ROOT) -> subprocess.CompletedProcess:
+    """Run a command line tool of this repository with the test's interpreter."""
+    full_env = dict(os.environ, PYTHONWARNINGS='ignore', OMP_NUM_THREADS='1', **(env or {}))
+    return subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def authors_checkpoint(model: torch.nn.Module, ema: torch.nn.Module) -> dict:
+    """The dict the authors' training script saves (spec section 2)."""
+    return {
+        'state_dict': model.state_dict(),
+        'state_dict_ema': ema.state_dict(),
+        'optimizer': {'state': {}, 'param_groups': [{'lr': 1e-5, 'params': [0, 1]}]},
+        'lr_scheduler': {'base_lrs': [4e-3], 'last_epoch': 299},
+        'epoch': 299,
+        'scaler': {'scale': 65536.0, 'growth_factor': 2.0},
+        'args': argparse.Namespace(model='RapidNet_Ti', lr=2e-3, batch_size=128),
+    }

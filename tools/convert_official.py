@@ -1,0 +1,74 @@
+"""Convert an authors' RapidNet checkpoint (spec section 2) to an mmengine checkpoint.
+
+Classification files (``RapidNet_{Ti,S,M,B}.pth``) load with ``strict=True`` into the model of
+``configs/cls/rapidnet_{ti,s,m,b}_in1k.py``; EMA weights are taken by default (``--weights raw``
+for the trained ones). The variant is detected from the tensor shapes. Detection and segmentation
+files go through their own format modules when those are installed (``rapidnet_mm.checkpoints``).
+
+The authors' training files pickle an ``argparse.Namespace`` (``args``), which
+``torch.load(weights_only=True)`` refuses; exactly that one type is allowed, after saying so.
+
+Usage: python tools/convert_official.py SRC DST [--weights ema|raw]
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Convert an authors' RapidNet checkpoint to an mmengine checkpoint.")
+    parser.add_argument('src', help="the authors' checkpoint (e.g. RapidNet_Ti.pth)")
+    parser.add_argument('dst', help='where to write the converted checkpoint (.pth)')
+    parser.add_argument('--weights', choices=['ema', 'raw'], default=None,
+                        help="classification files: 'ema' (state_dict_ema, the default, as the "
+                        "authors' downstream code uses) or 'raw' (state_dict)")
+    return parser.parse_args()
+
+
+def load_official(path: str) -> dict:
+    """``torch.load`` with ``weights_only=True``, allowing exactly ``argparse.Namespace``."""
+    print(f'loading {path} with weights_only=True, allowing exactly one extra type: '
+          'argparse.Namespace (the training arguments the authors pickled)')
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def main() -> None:
+    args = parse_args()
+    if not osp.isfile(args.src):
+        sys.exit(f'error: checkpoint not found: {args.src}')
+    if osp.abspath(args.src) == osp.abspath(args.dst):
+        sys.exit('error: DST must differ from SRC (the original would be overwritten)')
+    from rapidnet_mm import __version__
+    from rapidnet_mm.checkpoints import CheckpointLayoutError, convert_checkpoint
+    try:
+        ckpt = load_official(args.src)
+    except Exception as err:  # noqa: BLE001  (any unpickling failure is one line for the user)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        sys.exit(f'error: cannot load {args.src} safely: {first}')
+    options = {} if args.weights is None else dict(weights=args.weights)
+    try:
+        conversion = convert_checkpoint(ckpt, **options)
+    except CheckpointLayoutError as err:
+        sys.exit(f'error: {args.src}: {err}')
+    except ValueError as err:
+        sys.exit(f'error: {err}')
+    print(f'{conversion.kind} checkpoint, RapidNet-{conversion.arch}: '
+          f'{len(conversion.state_dict)} tensors')
+    for note in conversion.notes:
+        print(f'  {note}')
+    meta = dict(source=osp.basename(args.src), kind=conversion.kind, arch=conversion.arch,
+                notes=list(conversion.notes), converted_by=f'rapidnet_mm {__version__}')
+    if conversion.kind == 'classification':
+        meta['config'] = f'configs/cls/rapidnet_{conversion.arch}_in1k.py'
+    os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
+    torch.save({'state_dict': conversion.state_dict, 'meta': meta}, args.dst)
+    print(f'saved {args.dst}' + (f" (for {meta['config']})" if 'config' in meta else ''))
+
+
+if __name__ == '__main__':
+    main()

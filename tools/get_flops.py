@@ -1,0 +1,119 @@
+"""Parameters and multiply-accumulates (MACs) of a config's model for one image.
+
+What is counted: the multiply-accumulates of every convolution (``nn.Conv2d``: output elements x
+input channels per group x kernel area; the deformable ablation's convolutions likewise, without
+their bilinear sampling) and every ``nn.Linear`` (output elements x input features). Norm layers,
+activations, pooling, additions and the layer scales are not counted; that is how the paper's
+figures are computed (Ti: 617,469,312 = 0.617 GMACs at 224x224, both classifiers included, as the
+authors' 1x1-conv classifiers are convolutions). Parameters: all, including ``dist_head``.
+
+Usage: python tools/get_flops.py CONFIG [--shape H W] [--cfg-options k=v ...]
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Dict, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+
+def count_macs(model: nn.Module, shape: Tuple[int, int]) -> Dict[str, int]:
+    """MACs of one forward pass of a ``(1, 3, H, W)`` zero image, by layer kind.
+
+    Args:
+        model: An OpenMMLab model (called with ``mode='tensor'``) or a plain module.
+        shape: ``(H, W)``.
+
+    Returns:
+        ``{'conv': ..., 'linear': ..., 'total': ...}``.
+    """
+    from rapidnet_mm.models.layers import DeformableConvNorm
+    counts = {'conv': 0, 'linear': 0}
+
+    def conv_hook(module: nn.Conv2d, inputs, output: torch.Tensor) -> None:
+        kh, kw = module.kernel_size
+        counts['conv'] += output.numel() * (module.in_channels // module.groups) * kh * kw
+
+    def deform_hook(module: DeformableConvNorm, inputs, output: torch.Tensor) -> None:
+        in_channels = module.weight.shape[1]
+        counts['conv'] += output.numel() * in_channels * module.kernel_size**2
+
+    def linear_hook(module: nn.Linear, inputs, output: torch.Tensor) -> None:
+        counts['linear'] += output.numel() * module.in_features
+
+    handles = []
+    for module in model.modules():
+        for kind, hook in ((nn.Conv2d, conv_hook), (nn.Linear, linear_hook),
+                           (DeformableConvNorm, deform_hook)):
+            if isinstance(module, kind):
+                handles.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            x = torch.zeros(1, 3, *shape)
+            model(x, mode='tensor') if _is_openmmlab(model) else model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    counts['total'] = counts['conv'] + counts['linear']
+    return counts
+
+
+def _is_openmmlab(model: nn.Module) -> bool:
+    from mmengine.model import BaseModel
+    return isinstance(model, BaseModel)
+
+
+def count_params(model: nn.Module) -> int:
+    """All parameters (trainable or not)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(config: str, cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build the model of ``config`` in its library's scope (no weights, no teacher)."""
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    import rapidnet_mm  # noqa: F401  (registers RapidNet)
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+    return MODELS.build(cfg.model)
+
+
+def parse_args() -> argparse.Namespace:
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        description='Print the parameters and MACs (convolutions and linear layers) of a '
+        "config's model for one image.")
+    parser.add_argument('config', help='config file')
+    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
+                        help='input height and width (default: 224 224)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (mmengine syntax)')
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    if not osp.isfile(args.config):
+        sys.exit(f'error: config file not found: {args.config}')
+    if min(args.shape) < 32:
+        sys.exit(f'error: --shape {args.shape[0]} {args.shape[1]} is too small; RapidNet '
+                 'downsamples by 32, give at least 32 32')
+    model = build_model(args.config, args.cfg_options)
+    macs = count_macs(model, tuple(args.shape))
+    params = count_params(model)
+    h, w = args.shape
+    print(f'config: {args.config}')
+    print(f'input: 1x3x{h}x{w}')
+    print(f'params: {params:,} ({params / 1e6:.2f} M)')
+    print(f"MACs: {macs['total']:,} ({macs['total'] / 1e9:.3f} G) = convolutions "
+          f"{macs['conv']:,} + linear {macs['linear']:,}")
+
+
+if __name__ == '__main__':
+    main()
