@@ -68,6 +68,10 @@ def test_resume_from_mmengine_checkpoint(tmp_path):
     resumed.train()
     assert recorder.seen == [2, 3]  # continued after the checkpoint, did not restart
     assert resumed.iter == 4
+    # the resumed message hub still computes its statistics (defaults re-registered)
+    loss = resumed.message_hub.get_scalar('train/loss')
+    assert loss.mean() == pytest.approx(sum(loss.data[0]) / len(loss.data[0]))
+    assert loss.min() <= loss.max()
 
 
 def test_other_pickled_types_are_still_refused(tmp_path):

@@ -84,6 +84,7 @@ def test_semantic_fpn_from_mmseg_config(tmp_path):
     cfg = write_config(tmp_path, SEM_FPN, f"""
         norm_cfg = dict(type='BN', requires_grad=True)
         model = dict(
+            pretrained=None,
             backbone=dict(_delete_=True, type='RapidNet', arch='s'),
             neck=dict(in_channels={list(ARCH_SETTINGS['s']['channels'])}))
         """)
@@ -149,14 +150,24 @@ def test_bad_argument_from_config_is_ours(tmp_path):
         build(cfg)
 
 
+def test_mmseg_base_pretrained_is_refused_clearly(tmp_path):
+    cfg = write_config(tmp_path, SEM_FPN, """
+        model = dict(backbone=dict(_delete_=True, type='RapidNet', arch='ti'))
+        """)
+    with pytest.raises(ValueError, match="set model.pretrained=None"):
+        build(cfg)
+
+
 def test_without_custom_imports_the_library_reports_unknown_type(tmp_path):
     """In a fresh interpreter that never imports rapidnet_mm, mmdet's own KeyError appears."""
+    path = tmp_path / 'no_import.py'
+    path.write_text(f"_base_ = '{MASK_RCNN}'\n"
+                    "model = dict(backbone=dict(_delete_=True, type='RapidNet', arch='s'))\n")
     code = textwrap.dedent(f"""
         from mmengine.config import Config
         from mmengine.registry import init_default_scope
         from mmdet.registry import MODELS
-        cfg = Config.fromfile('{MASK_RCNN}')
-        cfg.model.backbone = dict(type='RapidNet', arch='s')
+        cfg = Config.fromfile('{path}')
         init_default_scope('mmdet')
         try:
             MODELS.build(cfg.model)
@@ -165,4 +176,5 @@ def test_without_custom_imports_the_library_reports_unknown_type(tmp_path):
         """)
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=300)
-    assert 'KEYERROR' in out.stdout and 'RapidNet is not in the' in out.stdout, out.stderr[-2000:]
+    assert 'KEYERROR' in out.stdout and 'RapidNet is not in the' in out.stdout, (
+        out.stdout[-2000:] + out.stderr[-2000:])

@@ -316,6 +316,9 @@ class RapidNet(BaseBackbone):
         use_pos_enc: Use the conditional positional encoding in MLDC blocks.
         ffn_type: 'large_kernel' (depthwise 7x7 first, the paper) or 'plain' (1x1 convs only).
         deploy: Build the reparameterised (inference) form directly.
+        pretrained: Not supported (the deprecated mmseg/mmdet 2.x way); it exists to turn the
+            ``model.pretrained`` that mmseg's base configs pass down (ResNet weights) into a
+            clear error instead of a silent load of foreign weights.
         init_cfg: mmengine init config; None keeps the original initialisation (Kaiming-normal
             convs with zero bias, unit BatchNorm).
     """
@@ -339,7 +342,14 @@ class RapidNet(BaseBackbone):
                  use_pos_enc: bool = True,
                  ffn_type: str = 'large_kernel',
                  deploy: bool = False,
+                 pretrained: Optional[str] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        if pretrained is not None:
+            raise ValueError(
+                f'RapidNet got pretrained={pretrained!r} (mmseg passes model.pretrained of its '
+                'base configs down to the backbone); set model.pretrained=None and load RapidNet '
+                "weights with backbone.init_cfg=dict(type='Pretrained', checkpoint=PATH, "
+                "prefix='backbone.')")
         super().__init__(init_cfg=init_cfg)
         settings = resolve_arch(arch)
         self.arch = settings
