@@ -1,0 +1,16 @@
+# Semantic FPN with a RapidNet-B backbone, ADE20K, 40k iterations: the RapidNet-M recipe with the
+# B variant, as in the authors' fpn_rapidnet_b_ade20k_40k.py (published weights:
+# RapidNet_B_Sem_Seg.pth; see docs/segmentation.md).
+_base_ = './fpn_rapidnet_m_ade20k.py'
+
+custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
+default_scope = 'mmseg'
+
+pretrained = 'checkpoints/rapidnet_b_in1k.pth'
+
+model = dict(
+    backbone=dict(
+        arch='b',
+        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+    # RapidNet-B stage widths (ARCH_SETTINGS['b']['channels'])
+    neck=dict(in_channels=[64, 128, 224, 416]))

@@ -1,0 +1,108 @@
+"""End to end: a tiny synthetic ADE20K-layout dataset trains RapidNet-Ti Semantic FPN for a few
+iterations through tools/train.py and is evaluated through tools/test.py, which prints mIoU."""
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CONFIG = osp.join(ROOT, 'configs/seg/fpn_rapidnet_ti_ade20k.py')
+# raw ADE label -> BGR colour of its region; 0 is ADE's "other" (ignored with reduce_zero_label)
+COLOURS = {1: (40, 40, 200), 2: (40, 200, 40), 3: (200, 40, 40), 4: (128, 128, 128)}
+MAX_ITERS = 12
+
+
+def make_ade_layout(root: str, seed: int = 0) -> None:
+    """6 training and 3 validation images of odd sizes (65-127 px): a grey background (label 4),
+    a red, a green and a blue rectangle (labels 1-3), noise, and a 2-px border labelled 0."""
+    rng = np.random.default_rng(seed)
+    for split, count in (('training', 6), ('validation', 3)):
+        for i in range(count):
+            height, width = (int(v) for v in rng.integers(65, 128, size=2))
+            label = np.full((height, width), 4, np.uint8)
+            for cls in (1, 2, 3):
+                h, w = int(rng.integers(12, height // 2)), int(rng.integers(12, width // 2))
+                y, x = int(rng.integers(0, height - h)), int(rng.integers(0, width - w))
+                label[y:y + h, x:x + w] = cls
+            label[:2], label[-2:], label[:, :2], label[:, -2:] = 0, 0, 0, 0
+            image = np.zeros((height, width, 3), np.uint8)
+            for cls, colour in COLOURS.items():
+                image[label == cls] = colour
+            noise = rng.normal(0, 12, image.shape)
+            image = np.clip(image + noise, 0, 255).astype(np.uint8)
+            name = f'ADE_{split[:5]}_{i:08d}'
+            for kind, array, ext in (('images', image, 'jpg'), ('annotations', label, 'png')):
+                folder = osp.join(root, kind, split)
+                os.makedirs(folder, exist_ok=True)
+                assert cv2.imwrite(osp.join(folder, f'{name}.{ext}'), array)
+
+
+def overrides(data_root: str) -> list:
+    """--cfg-options shrinking the recipe to the tiny data set on CPU."""
+    options = [
+        'model.backbone.init_cfg=None',
+        'model.data_preprocessor.size=(64,64)',
+        # train pipeline: RandomResize (index 2) and RandomCrop (index 3) at toy scale
+        'train_dataloader.dataset.pipeline.2.scale=(256,64)',
+        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
+        'train_dataloader.batch_size=2',
+        f'train_cfg.max_iters={MAX_ITERS}', f'train_cfg.val_interval={MAX_ITERS}',
+        f'param_scheduler.0.end={MAX_ITERS}',
+        'optim_wrapper.optimizer.lr=0.003',
+        f'default_hooks.checkpoint.interval={MAX_ITERS}', 'default_hooks.logger.interval=4',
+        'randomness.seed=0', 'env_cfg.cudnn_benchmark=False',
+    ]
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options += [f'{loader}.dataset.data_root={data_root}', f'{loader}.num_workers=0',
+                    f'{loader}.persistent_workers=False']
+    for loader in ('val_dataloader', 'test_dataloader'):
+        # the aligned resize (index 1) to a toy scale: e.g. 101x77 -> 84x64 -> 96x64
+        options.append(f'{loader}.dataset.pipeline.1.scale=(256,64)')
+    return options
+
+
+def run_tool(args: list) -> str:
+    result = subprocess.run([sys.executable] + args, capture_output=True, text=True, cwd=ROOT)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    return output
+
+
+def parse_miou(output: str) -> float:
+    values = re.findall(r'mIoU: (\d+\.\d+)', output)
+    assert values, output[-3000:]
+    return float(values[-1])
+
+
+@pytest.mark.slow
+def test_train_then_test_prints_miou(tmp_path):
+    data_root = str(tmp_path / 'ADEChallengeData2016')
+    make_ade_layout(data_root)
+    work_dir = str(tmp_path / 'work')
+    options = overrides(data_root)
+    train_log = run_tool([osp.join(ROOT, 'tools/train.py'), CONFIG, '--work-dir', work_dir,
+                          '--cfg-options'] + options)
+    assert f'Iter(train) [{MAX_ITERS}/{MAX_ITERS}]' in train_log
+    # logged at iterations 3 (end of the 6-image pass), 4, 8 and 12: the loss falls
+    losses = [float(v) for v in re.findall(r'Iter\(train\).*? loss: (\d+\.\d+)', train_log)]
+    assert len(losses) >= 3 and losses[-1] < 0.8 * losses[0], losses
+    val_miou = parse_miou(train_log)
+    checkpoint = osp.join(work_dir, f'iter_{MAX_ITERS}.pth')
+    assert osp.isfile(checkpoint)
+    test_log = run_tool([osp.join(ROOT, 'tools/test.py'), CONFIG, checkpoint, '--work-dir',
+                         work_dir, '--cfg-options'] + options)
+    test_miou = parse_miou(test_log)
+    # the same weights on the same validation images: test repeats the in-training evaluation
+    assert test_miou == val_miou
+    # 4 classes present (labels 1-4 -> 0-3 after reduce_zero_label, border 0 -> ignored): the
+    # per-class table has an IoU for exactly those, nan for the 146 absent ones
+    rows = re.findall(r'^\|\s*([^|]+?)\s*\|\s*(\d+\.\d+|nan)\s*\|', test_log, re.MULTILINE)
+    assert len(rows) == 150, test_log[-3000:]
+    present = [name for name, iou in rows if iou != 'nan']
+    assert present == ['wall', 'building', 'sky', 'floor']
+    assert test_miou == pytest.approx(sum(float(iou) for _, iou in rows[:4]) / 4, abs=0.011)
