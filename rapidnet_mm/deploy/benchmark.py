@@ -1,0 +1,215 @@
+"""Latency and throughput of models in their training and deploy forms, and the peers RapidNet
+is compared with in the paper (built by timm with random weights).
+
+Forms are timed interleaved (one run of each in turn, the order rotating) so that a machine shared
+with other work slows all of them alike; medians and interquartile ranges are reported.
+"""
+import contextlib
+import copy
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..models import RapidNetClsHead
+from .reparameterize import fold_cls_head, reparameterize_model
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """An ImageNet-1K top-1 figure and where it is stated."""
+    top1: float
+    source: str
+
+
+# Top-1 accuracies as the models' own authors state them; None where we cannot cite one.
+RAPIDNET_ACCURACY: Dict[str, Accuracy] = {
+    'ti': Accuracy(76.3, 'RapidNet paper, abstract (distilled, 224x224)'),
+}
+PEERS: Dict[str, tuple] = {
+    # timm name: (label, accuracy)
+    'mobilenetv2_140': ('MobileNetV2x1.4', Accuracy(
+        74.7, 'MobileNetV2 paper (Sandler et al., CVPR 2018), as quoted in the RapidNet and '
+        'EfficientFormer abstracts')),
+    'repvit_m0_9': ('RepViT-M0.9', Accuracy(
+        78.7, 'RepViT official README (THU-MIG/RepViT), 300 epochs, distilled')),
+    'repvit_m1_1': ('RepViT-M1.1', Accuracy(
+        80.7, 'RepViT official README (THU-MIG/RepViT), 300 epochs, distilled')),
+    'efficientformer_l1': ('EfficientFormer-L1', Accuracy(
+        79.2, 'EfficientFormer paper abstract (Li et al., NeurIPS 2022), 300 epochs, distilled')),
+    'fastvit_t8': ('FastViT-T8', Accuracy(
+        77.2, 'FastViT official README (apple/ml-fastvit), distilled, 256x256')),
+    'fastvit_sa12': ('FastViT-SA12', Accuracy(
+        81.9, 'FastViT official README (apple/ml-fastvit), distilled, 256x256')),
+}
+
+
+@dataclass
+class Timing:
+    """Per-call wall time in milliseconds over ``runs`` timed calls."""
+    median_ms: float
+    q1_ms: float
+    q3_ms: float
+    runs: int
+
+    def format(self) -> str:
+        return f'{self.median_ms:.2f} [{self.q1_ms:.2f}-{self.q3_ms:.2f}]'
+
+
+def summarize(times_ms: Sequence[float]) -> Timing:
+    ordered = sorted(times_ms)
+    if len(ordered) >= 4:
+        q1, _, q3 = statistics.quantiles(ordered, n=4)
+    else:
+        q1, q3 = ordered[0], ordered[-1]
+    return Timing(statistics.median(ordered), q1, q3, len(ordered))
+
+
+def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, runs: int,
+                     synchronize: Callable[[], None] = lambda: None) -> Dict[str, Timing]:
+    """Time each callable ``runs`` times after ``warmup`` calls, interleaving them."""
+    names = list(fns)
+    for _ in range(warmup):
+        for name in names:
+            fns[name]()
+    synchronize()
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for i in range(runs):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            start = time.perf_counter()
+            fns[name]()
+            synchronize()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {n: summarize(t) for n, t in times.items()}
+
+
+@dataclass
+class Subject:
+    """A model to time: a forward for each form, and what it computes."""
+    name: str
+    what: str  # 'classifier' or 'backbone+neck'
+    forms: Dict[str, nn.Module]
+    params: Dict[str, int]
+    accuracy: Optional[Accuracy] = None
+    max_rel_diff: Optional[float] = None
+    results: Dict[str, Dict[str, Timing]] = field(default_factory=dict)
+
+
+class ClassifierForward(nn.Module):
+    """``head(extract_feat(x))`` of an mmpretrain classifier (its eval output)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.head(self.model.extract_feat(x))
+
+
+class FeatureForward(nn.Module):
+    """``extract_feat(x)`` (backbone and neck) of a detector or segmentor."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        return self.model.extract_feat(x)
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def config_subject(name: str, model: nn.Module) -> Subject:
+    """Training form (the eval-mode model as built) and deploy form (RapidNets folded, the
+    RapidNet classification head folded) of an OpenMMLab model."""
+    from mmpretrain.models import ImageClassifier
+    model = model.eval()
+    deploy = copy.deepcopy(model)
+    reparameterize_model(deploy)
+    if isinstance(model, ImageClassifier) and model.with_head:
+        if isinstance(deploy.head, RapidNetClsHead):
+            deploy.head = fold_cls_head(deploy.head)  # extract_feat does not use the head
+        train_fw, deploy_fw = ClassifierForward(model), ClassifierForward(deploy)
+        what = 'classifier'
+    else:
+        train_fw, deploy_fw = FeatureForward(model), FeatureForward(deploy)
+        what = 'backbone+neck'
+    return Subject(name, what, dict(train=train_fw, deploy=deploy_fw),
+                   dict(train=n_params(train_fw), deploy=n_params(deploy_fw)))
+
+
+def peer_subject(timm_name: str) -> Subject:
+    """A timm peer with random weights; its deploy form is timm's reparameterisation."""
+    import timm
+    from timm.utils.model import reparameterize_model as timm_reparameterize
+    if timm_name not in PEERS:
+        raise ValueError(f'unknown peer {timm_name!r}; choose from {sorted(PEERS)}')
+    label, accuracy = PEERS[timm_name]
+    model = timm.create_model(timm_name, pretrained=False).eval()
+    deploy = timm_reparameterize(copy.deepcopy(model)).eval()
+    return Subject(label, 'classifier', dict(train=model, deploy=deploy),
+                   dict(train=n_params(model), deploy=n_params(deploy)), accuracy)
+
+
+def flatten(outputs) -> List[torch.Tensor]:
+    if isinstance(outputs, torch.Tensor):
+        return [outputs]
+    return [t for o in outputs for t in flatten(o)]
+
+
+def max_relative_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
+    """Largest |a(x) - b(x)| relative to the largest |a(x)|, over all outputs (FP32)."""
+    with torch.no_grad():
+        ref, got = flatten(a(x)), flatten(b(x))
+    return max((r - g).abs().max().item() / max(r.abs().max().item(), 1e-12)
+               for r, g in zip(ref, got))
+
+
+@dataclass
+class Settings:
+    device: str = 'cpu'
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    warmup: int = 10
+    runs: int = 50
+
+
+def prepare(module: nn.Module, settings: Settings) -> Callable[[torch.Tensor], object]:
+    module = module.to(settings.device)
+    if settings.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    fn = torch.compile(module) if settings.compile else module
+    device_type = 'cuda' if settings.device.startswith('cuda') else 'cpu'
+    amp_dtype = torch.float16 if device_type == 'cuda' else torch.bfloat16
+
+    def run(x: torch.Tensor):
+        with torch.inference_mode(), (torch.autocast(device_type, dtype=amp_dtype)
+                                      if settings.amp else contextlib.nullcontext()):
+            return fn(x)
+    return run
+
+
+def make_input(batch: int, input_size: Sequence[int], settings: Settings) -> torch.Tensor:
+    x = torch.randn(batch, 3, *input_size, generator=torch.Generator().manual_seed(0))
+    x = x.to(settings.device)
+    return x.to(memory_format=torch.channels_last) if settings.channels_last else x
+
+
+def measure(subject: Subject, batch_sizes: Sequence[int], input_size: Sequence[int],
+            settings: Settings) -> Subject:
+    """Time every form of ``subject`` at each batch size (forms interleaved), in place."""
+    sync = torch.cuda.synchronize if settings.device.startswith('cuda') else (lambda: None)
+    runners = {form: prepare(m, settings) for form, m in subject.forms.items()}
+    for batch in batch_sizes:
+        x = make_input(batch, input_size, settings)
+        runs = settings.runs if batch == 1 else max(5, settings.runs // 5)
+        fns = {form: (lambda r=r: r(x)) for form, r in runners.items()}
+        subject.results[batch] = time_interleaved(fns, settings.warmup, runs, sync)
+    return subject

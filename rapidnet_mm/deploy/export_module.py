@@ -1,0 +1,248 @@
+"""The module that is traced for export: the reparameterised network with the input
+normalisation built in, checked before anything is converted.
+
+Normalisation: the exported model takes 8-bit pixel values. The per-channel ``1/std`` is folded
+into the first convolution's input channels (exact, including the zero padding at the borders,
+because it scales the zero-padded tensor) and the per-channel mean is subtracted before it: by the
+Core ML image input's per-channel bias, or by a subtraction in the graph for ONNX. (Folding the
+mean into the conv's bias as well would be wrong at the image borders, where the zero padding of
+the normalised image corresponds to the mean, not to zero, in pixel units.)
+"""
+import copy
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from ..models import RapidNet, RapidNetClsHead
+from .dilated import dilated_to_dense
+from .model_io import InputNormalization
+from .reparameterize import fold_cls_head
+
+TASKS = ('classifier', 'backbone')
+TOTAL_STRIDE = 32
+
+
+class ExportError(ValueError):
+    """A model or setting that cannot be exported; raised before any conversion starts."""
+
+
+def check_task(model: nn.Module, task: str) -> None:
+    """The model has what ``task`` exports: a RapidNet backbone, and a head for 'classifier'."""
+    if task not in TASKS:
+        raise ExportError(f'unknown task {task!r}; choose one of {TASKS}')
+    backbone = getattr(model, 'backbone', None)
+    if not isinstance(backbone, RapidNet):
+        raise ExportError(f'{type(model).__name__} has no RapidNet backbone (model.backbone is '
+                          f'{type(backbone).__name__}); these exporters handle RapidNet models')
+    if task == 'classifier':
+        from mmpretrain.models import ImageClassifier
+        if not isinstance(model, ImageClassifier) or getattr(model, 'head', None) is None:
+            raise ExportError(f'--task classifier needs an mmpretrain image classifier with a '
+                              f'head, got {type(model).__name__}; export detection and '
+                              'segmentation models with --task backbone')
+
+
+def check_input_size(size: Sequence[int]) -> Tuple[int, int]:
+    """Fixed export shapes must be positive multiples of the total stride 32, so that every
+    stage halves exactly (stride-4..32 features of H/4..H/32) as necks and the paper assume."""
+    if len(size) != 2 or any(not isinstance(s, int) for s in size):
+        raise ExportError(f'input size must be two ints H W, got {size!r}')
+    h, w = size
+    if h < TOTAL_STRIDE or w < TOTAL_STRIDE or h % TOTAL_STRIDE or w % TOTAL_STRIDE:
+        def near(n):
+            lo = max(TOTAL_STRIDE, n // TOTAL_STRIDE * TOTAL_STRIDE)
+            return sorted({lo, lo + TOTAL_STRIDE} if n % TOTAL_STRIDE else {lo})
+        raise ExportError(f'input size {h}x{w} cannot be taken: RapidNet needs H and W to be '
+                          f'positive multiples of its total stride {TOTAL_STRIDE} (e.g. H in '
+                          f'{near(h)}, W in {near(w)})')
+    return h, w
+
+
+def check_eval_mode(model: nn.Module) -> None:
+    """Refuse modules that only behave deterministically in eval mode (DropPath, Dropout,
+    BatchNorm on batch statistics): exported they would become random or batch-dependent ops."""
+    training = [name or type(model).__name__ for name, m in model.named_modules() if m.training]
+    if training:
+        shown = ', '.join(training[:5]) + (f' and {len(training) - 5} more'
+                                           if len(training) > 5 else '')
+        raise ExportError(f'{len(training)} modules are in training mode ({shown}); DropPath, '
+                          'Dropout and BatchNorm export as random or batch-dependent ops: call '
+                          'model.eval() before exporting')
+    batch_stats = [name for name, m in model.named_modules()
+                   if isinstance(m, _BatchNorm) and not m.track_running_stats]
+    if batch_stats:
+        raise ExportError(f'BatchNorm without running statistics ({", ".join(batch_stats[:5])}) '
+                          'uses batch statistics even in eval mode and cannot be exported')
+
+
+def output_names(model: nn.Module, task: str) -> List[str]:
+    """'logits', or 'feat_s4' ... 'feat_s32' for the backbone's out_indices."""
+    if task == 'classifier':
+        return ['logits']
+    return [f'feat_s{2 ** (i + 2)}' for i in model.backbone.out_indices]
+
+
+class ExportModule(nn.Module):
+    """Pixels in (NCHW, 0-255, the model's channel order), logits or stage features out.
+
+    Args:
+        backbone: The reparameterised RapidNet with ``1/std`` folded into its first conv.
+        neck: The classifier's neck, or None.
+        head: The (folded) classification head, or None to output the backbone features.
+        mean: Per-channel mean subtracted in the graph, or None when the caller's input
+            pipeline (Core ML's image bias) subtracts it.
+    """
+
+    def __init__(self, backbone: nn.Module, neck: Optional[nn.Module],
+                 head: Optional[nn.Module], mean: Optional[Sequence[float]]) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.neck = neck
+        self.head = head
+        self.subtract_mean = mean is not None
+        self.register_buffer('mean', torch.tensor(mean if mean is not None else [0., 0., 0.],
+                                                  dtype=torch.float32).reshape(1, 3, 1, 1))
+
+    def forward(self, image: torch.Tensor):
+        x = image - self.mean if self.subtract_mean else image
+        feats = self.backbone(x)
+        if self.head is None:
+            return feats
+        if self.neck is not None:
+            feats = self.neck(feats)
+        return self.head(feats)
+
+
+@torch.no_grad()
+def fold_input_std(backbone: RapidNet, std: Sequence[float]) -> None:
+    """Divide the first conv's weights by ``std`` per input channel, in place."""
+    conv = backbone.stem.conv1.conv
+    if conv.in_channels != len(std):
+        raise ExportError(f'the first conv takes {conv.in_channels} channels but the '
+                          f'normalisation has {len(std)} stds; an image input needs 3')
+    conv.weight.div_(conv.weight.new_tensor(std).reshape(1, -1, 1, 1))
+
+
+def prepare_export(model: nn.Module, task: str, input_size: Sequence[int],
+                   norm: InputNormalization, dilated_as_dense: bool = False,
+                   mean_in_graph: bool = False) -> ExportModule:
+    """Check ``model`` and build the module to trace; ``model`` itself is left unchanged.
+
+    Args:
+        model: An eval-mode model with a RapidNet backbone (an mmpretrain classifier for
+            'classifier'), in training or deploy form.
+        task: 'classifier' (logits) or 'backbone' (one feature map per out_index).
+        input_size: ``(H, W)``, positive multiples of 32.
+        norm: The model's input normalisation.
+        dilated_as_dense: Rewrite every dilated conv as its dense equivalent.
+        mean_in_graph: Subtract the mean inside the module (ONNX) instead of leaving it to the
+            input pipeline (Core ML's image bias).
+
+    Raises:
+        ExportError: an unknown task, a size the network cannot take, a training-mode module.
+    """
+    check_task(model, task)
+    check_input_size(tuple(input_size))
+    check_eval_mode(model)
+    backbone = copy.deepcopy(model.backbone).eval()
+    if not backbone.deploy:
+        backbone.switch_to_deploy()
+    neck = head = None
+    if task == 'classifier':
+        neck = copy.deepcopy(getattr(model, 'neck', None))
+        head = (fold_cls_head(model.head) if isinstance(model.head, RapidNetClsHead)
+                else copy.deepcopy(model.head))
+    fold_input_std(backbone, norm.std)
+    if dilated_as_dense:
+        dilated_to_dense(backbone)
+    module = ExportModule(backbone, neck, head, norm.mean if mean_in_graph else None).eval()
+    module.requires_grad_(False)
+    return module
+
+
+def reference_outputs(model: nn.Module, task: str, image: torch.Tensor,
+                      norm: InputNormalization) -> List[torch.Tensor]:
+    """What the PyTorch model itself gives for ``image`` (pixels), normalised as in training."""
+    with torch.no_grad():
+        x = norm.apply(image)
+        if task == 'classifier':
+            return [model.head(model.extract_feat(x))]
+        return list(model.backbone(x))
+
+
+def as_list(outputs) -> List[torch.Tensor]:
+    return list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+
+
+def psnr(reference: torch.Tensor, test: torch.Tensor) -> float:
+    """Peak signal-to-noise ratio in dB, with the reference's largest magnitude as the peak;
+    -inf when ``test`` has non-finite values (an FP16 overflow)."""
+    if not torch.isfinite(test).all():
+        return -math.inf
+    reference, test = reference.double(), test.double()
+    mse = (reference - test).pow(2).mean().item()
+    peak = reference.abs().max().item()
+    return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
+
+
+@dataclass
+class Numerics:
+    """Per output: the FP32 max abs difference, its size relative to the reference's largest
+    magnitude, and the PSNR of an FP16 run."""
+    names: List[str]
+    max_abs: List[float]
+    rel: List[float]
+    fp16_psnr: List[float]
+
+    def ok(self, rel_tol: float = 1e-4) -> bool:
+        return all(r <= rel_tol for r in self.rel)
+
+    def format(self) -> str:
+        def fp16(p: float) -> str:
+            return (f'fp16 PSNR {p:.1f} dB' if math.isfinite(p) or p > 0 else
+                    'fp16 overflows (values beyond +-65504: untrained weights?)')
+        return '\n'.join(f'  {n}: fp32 max |diff| {a:.3g} ({r:.2g} of max |ref|), {fp16(p)}'
+                         for n, a, r, p in
+                         zip(self.names, self.max_abs, self.rel, self.fp16_psnr))
+
+
+def random_image(input_size: Sequence[int], seed: int = 0) -> torch.Tensor:
+    """A 1x3xHxW tensor of integer pixel values 0-255."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (1, 3, *input_size), generator=g).float()
+
+
+def check_numerics(model: nn.Module, task: str, module: nn.Module, export_module: ExportModule,
+                   norm: InputNormalization, names: List[str], input_size: Sequence[int],
+                   seed: int = 0) -> Numerics:
+    """Compare ``module`` (the traced module, or the export module) with the PyTorch model.
+
+    ``module`` gets pixels minus the mean when ``export_module`` leaves the mean to the input
+    pipeline. The FP16 run is ``export_module`` in half precision (a proxy for the Neural
+    Engine's FP16 arithmetic).
+    """
+    image = random_image(input_size, seed)
+    ref = reference_outputs(model, task, image, norm)
+    x = image if export_module.subtract_mean else image - image.new_tensor(
+        norm.mean).reshape(1, 3, 1, 1)
+    with torch.no_grad():
+        out = as_list(module(x))
+        half = copy.deepcopy(export_module).half()
+        out16 = [o.float() for o in as_list(half(x.half()))]
+    max_abs = [(r - o).abs().max().item() for r, o in zip(ref, out)]
+    rel = [a / max(r.abs().max().item(), 1e-12) for a, r in zip(max_abs, ref)]
+    return Numerics(names, max_abs, rel, [psnr(r, o) for r, o in zip(ref, out16)])
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def describe(module: ExportModule) -> Dict[str, int]:
+    """Sizes worth printing: parameters and dilated convs of the export module."""
+    dilated = sum(1 for m in module.modules() if isinstance(m, nn.Conv2d) and max(m.dilation) > 1)
+    return dict(params=count_parameters(module), dilated_convs=dilated)

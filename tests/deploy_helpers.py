@@ -1,0 +1,45 @@
+"""Shared by the tests/test_deploy_*.py files: configs, checkpoints and non-trivial weights."""
+import os.path as osp
+
+import torch
+import torch.nn as nn
+from test_backbone import randomize
+
+from rapidnet_mm.models.layers import LayerScale
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def config_path(*parts: str) -> str:
+    return osp.join(REPO, 'configs', *parts)
+
+
+@torch.no_grad()
+def perturb(model: nn.Module, seed: int = 0) -> nn.Module:
+    """test_backbone's ``randomize`` (non-trivial BN statistics, so a wrong fold shows), with
+    layer scales of order 0.1 instead of 1 so that activations stay within FP16 range."""
+    randomize(model, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    for m in model.modules():
+        if isinstance(m, LayerScale):
+            m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.1 + 0.05)
+    return model
+
+
+def save_checkpoint(model: nn.Module, path) -> str:
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, str(path))
+    return str(path)
+
+
+def rel_diff(ref: torch.Tensor, got: torch.Tensor) -> float:
+    return (ref - got).abs().max().item() / ref.abs().max().item()
+
+
+def load_tool(name: str):
+    """Import tools/<name>.py as a module, to call its main(argv) in-process."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', osp.join(REPO, 'tools',
+                                                                          f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

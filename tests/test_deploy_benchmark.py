@@ -1,0 +1,56 @@
+"""tools/benchmark.py and its timing helpers (no speed is asserted: timings go in the docs)."""
+import pytest
+from deploy_helpers import config_path, load_tool
+
+from rapidnet_mm.deploy.benchmark import PEERS, summarize, time_interleaved
+
+tool = load_tool('benchmark')
+
+
+def test_summarize_median_and_quartiles():
+    t = summarize([5.0, 1.0, 4.0, 2.0, 3.0])
+    assert (t.median_ms, t.q1_ms, t.q3_ms, t.runs) == (3.0, 1.5, 4.5, 5)
+
+
+def test_time_interleaved_runs_each_form_alike():
+    calls = []
+    fns = {name: (lambda n=name: calls.append(n)) for name in ('train', 'deploy')}
+    result = time_interleaved(fns, warmup=2, runs=3)
+    assert calls.count('train') == calls.count('deploy') == 5
+    assert calls[4:] == ['train', 'deploy', 'deploy', 'train', 'train', 'deploy']  # rotating
+    assert set(result) == {'train', 'deploy'} and result['train'].runs == 3
+
+
+def test_peers_are_the_papers_comparisons_with_cited_accuracies():
+    assert set(PEERS) == {'mobilenetv2_140', 'repvit_m0_9', 'repvit_m1_1', 'efficientformer_l1',
+                          'fastvit_t8', 'fastvit_sa12'}
+    assert all(acc.source for _, acc in PEERS.values())
+
+
+@pytest.mark.slow
+def test_tool_times_both_forms_and_writes_table_and_chart(tmp_path, capsys):
+    table, chart = tmp_path / 'table.md', tmp_path / 'chart.png'
+    argv = [config_path('cls', 'rapidnet_ti_in1k.py'), '--peers', 'fastvit_t8', '--runs', '2',
+            '--warmup', '0', '--batch-size', '2', '--input-size', '64', '64', '--threads', '1',
+            '--out', str(table), '--plot', str(chart)]
+    assert tool.main(argv) == 0
+    out = capsys.readouterr().out
+    rows = [r for r in table.read_text().splitlines() if r.startswith('| RapidNet-Ti')
+            or r.startswith('| FastViT-T8')]
+    assert len(rows) == 4  # two models x two forms
+    train_ti = rows[0].split(' | ')
+    assert train_ti[3] == '6.63'  # the training-form classifier: 6,627,840 parameters
+    deploy_ti = rows[1].split(' | ')
+    assert float(deploy_ti[7]) < 1e-5  # deploy outputs equal the training form's
+    assert '76.3' in rows[1] and '77.2' in rows[3]
+    assert 'RapidNet-Ti: deploy form' in out and 'target 1.5x' in out
+    assert chart.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_tool_refuses_cuda_without_gpu_and_unknown_peer(capsys):
+    import torch
+    if not torch.cuda.is_available():
+        assert tool.main(['--device', 'cuda', '--peers', 'none']) == 2
+        assert 'CUDA is not available' in capsys.readouterr().err
+    assert tool.main(['--peers', 'resnet50']) == 2
+    assert "unknown peers ['resnet50']" in capsys.readouterr().err
