@@ -92,21 +92,17 @@ def check_complete(state: Dict[str, torch.Tensor], expected: Dict[str, torch.Siz
         raise CheckpointLayoutError(f'tensor shapes that do not fit RapidNet-{arch}', wrong)
 
 
-def convert(ckpt: dict, weights: str = 'ema', **options) -> Conversion:
+def convert(ckpt: dict, weights: str = 'ema') -> Conversion:
     """Convert an authors' classification checkpoint.
 
     Args:
         ckpt: The loaded file (see module docstring).
         weights: 'ema' (default) or 'raw'; see :func:`select_weights`.
-        **options: None are supported; any given raises ValueError.
 
     Raises:
         CheckpointLayoutError: keys that map to nothing of ours (listed), or a state that does
             not fill the detected variant's model.
     """
-    if options:
-        raise ValueError(f'unsupported options for a classification checkpoint: '
-                         f'{sorted(options)}')
     state, chosen = select_weights(ckpt, weights)
     arch = detect_arch(state)
     converted, unmapped = convert_original_state(state, backbone_prefix='backbone.',
