@@ -79,6 +79,32 @@ def check_data_roots(cfg: Config, loaders: List[str]) -> None:
                     f"point the config at it, e.g. --cfg-options {setting}=/path/to/data")
 
 
+def _pretrained_checkpoints(node, path: str) -> Iterable:
+    """Yield (setting, checkpoint) for every ``Pretrained`` init_cfg under ``node``."""
+    if isinstance(node, dict):
+        init_cfg = node.get('init_cfg')
+        for i, item in enumerate(init_cfg if isinstance(init_cfg, list) else [init_cfg]):
+            if isinstance(item, dict) and item.get('type') == 'Pretrained':
+                # list items as --cfg-options names them: init_cfg.0
+                where = f'{path}.init_cfg' + (f'.{i}' if isinstance(init_cfg, list) else '')
+                yield where, item.get('checkpoint')
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from _pretrained_checkpoints(value, f'{path}.{key}')
+
+
+def check_pretrained_checkpoints(cfg: Config) -> None:
+    """Stop with a clear message, before anything is built, when a ``Pretrained`` init_cfg of
+    the model names a local file that does not exist (mmengine would fail after building)."""
+    for setting, path in _pretrained_checkpoints(cfg.get('model'), 'model'):
+        if isinstance(path, str) and '://' not in path and not osp.isfile(path):
+            raise ConfigError(
+                f'pretrained weights {path!r} ({setting}.checkpoint) do not exist; convert the '
+                "authors' ImageNet checkpoint there with tools/convert_official.py, point "
+                f'--cfg-options {setting}.checkpoint=/path/to/file.pth at yours, or train from '
+                f'scratch with --cfg-options {setting}=None')
+
+
 def prepare_cpu_distributed(cfg: Config) -> None:
     """Let ``torchrun ... --launcher pytorch`` run on machines without a GPU.
 

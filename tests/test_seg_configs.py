@@ -152,3 +152,19 @@ def test_syncbn_trains_as_batchnorm_on_cpu():
     after = sync.backbone.stages[3][-1].ffn.fc2.norm.running_mean
     assert not torch.equal(after, before)
     torch.testing.assert_close(after, plain.backbone.stages[3][-1].ffn.fc2.norm.running_mean)
+
+
+def test_missing_pretrained_weights_stop_training_with_the_fix(tmp_path, monkeypatch):
+    from rapidnet_mm.runner import ConfigError, check_pretrained_checkpoints
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config('m')
+    with pytest.raises(ConfigError) as err:
+        check_pretrained_checkpoints(cfg)
+    message = str(err.value)
+    assert "'checkpoints/rapidnet_m_in1k.pth' (model.backbone.init_cfg.checkpoint)" in message
+    assert 'tools/convert_official.py' in message and 'model.backbone.init_cfg=None' in message
+    (tmp_path / 'checkpoints').mkdir()
+    (tmp_path / 'checkpoints' / 'rapidnet_m_in1k.pth').write_bytes(b'')
+    check_pretrained_checkpoints(cfg)  # present: no complaint
+    cfg.model.backbone.init_cfg = None
+    check_pretrained_checkpoints(cfg)

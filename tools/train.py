@@ -9,7 +9,7 @@ import argparse
 
 from rapidnet_mm.models.distillation import teacher_setup_problem
 from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
-                                load_config)
+                                check_pretrained_checkpoints, load_config)
 
 
 def parse_args() -> argparse.Namespace:
@@ -47,6 +47,7 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     check_data_roots(cfg, ['train_dataloader'] + ([] if args.no_validate else ['val_dataloader']))
+    check_pretrained_checkpoints(cfg)
     problem = teacher_setup_problem(cfg.get('model') or {})
     if problem:  # before the runner, so that no step is taken against a missing teacher
         raise ConfigError(problem)
