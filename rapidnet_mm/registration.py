@@ -10,7 +10,7 @@ from typing import Dict, List
 
 from .models import RapidNet, RapidNetClsHead
 
-# registry name -> classes; every library that is installed gets all of them.
+# Every installed library of LIBRARY_REGISTRIES gets all of these in its MODELS.
 SHARED_MODELS = [RapidNet, RapidNetClsHead]
 LIBRARY_REGISTRIES = {'mmdet': 'mmdet.registry', 'mmseg': 'mmseg.registry'}
 
@@ -25,12 +25,13 @@ def register_shared(classes: list, registry_attr: str = 'MODELS') -> None:
             registry = getattr(importlib.import_module(module_name), registry_attr)
         except ImportError:
             continue
+        names = registered.setdefault(library, [])
         for cls in classes:
-            if registry.get(cls.__name__) is not cls or cls.__name__ not in registry.module_dict:
-                registry.register_module(module=cls, force=True)
-            registered.setdefault(library, [])
-            if cls.__name__ not in registered[library]:
-                registered[library].append(cls.__name__)
+            # module_dict, not get(): get() would import all of mmdet.models / mmseg.models.
+            if registry.module_dict.get(cls.__name__) is not cls:
+                registry.register_module(module=cls)
+            if cls.__name__ not in names:
+                names.append(cls.__name__)
 
 
 register_shared(SHARED_MODELS)
