@@ -1,5 +1,6 @@
 """Every classification config loads and builds; the four variants and every ablation hit the
 paper's sizes with tools/get_flops.py's counter."""
+import functools
 import glob
 import importlib.util
 import os.path as osp
@@ -26,6 +27,7 @@ def _get_flops():
 get_flops = _get_flops()
 
 
+@functools.lru_cache(maxsize=None)  # each config is built once per session
 def build(config: str):
     cfg = Config.fromfile(osp.join(ROOT, config))
     init_default_scope(cfg.default_scope)

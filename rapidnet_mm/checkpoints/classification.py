@@ -63,7 +63,8 @@ def select_weights(ckpt: dict, weights: str = 'ema') -> Tuple[dict, str]:
     if 'model' in sets:
         return sets['model'], "the file's only weights ('model'); --weights does not apply"
     if '<file>' in sets:
-        return sets['<file>'], "the file's only weights (a bare state dict); --weights does not apply"
+        return sets['<file>'], ("the file's only weights (a bare state dict); --weights does "
+                                'not apply')
     raise CheckpointLayoutError('no state dict in the checkpoint', sorted(ckpt))
 
 
