@@ -119,8 +119,10 @@ def test_convert_official_tool(tmp_path):
                              str(src), str(dst)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'segmentation checkpoint, RapidNet-m' in result.stdout
+    assert '(for configs/seg/fpn_rapidnet_m_ade20k.py)' in result.stdout
     # the converted file is an ordinary mmengine checkpoint: weights_only loading works
     saved = torch.load(dst, map_location='cpu', weights_only=True)
+    assert saved['meta']['config'] == 'configs/seg/fpn_rapidnet_m_ade20k.py'
     model = build_segmentor('m').eval()
     model.load_state_dict(saved['state_dict'], strict=True)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))

@@ -65,6 +65,8 @@ def main() -> None:
                 notes=list(conversion.notes), converted_by=f'rapidnet_mm {__version__}')
     if conversion.kind == 'classification':
         meta['config'] = f'configs/cls/rapidnet_{conversion.arch}_in1k.py'
+    elif conversion.kind == 'segmentation':
+        meta['config'] = f'configs/seg/fpn_rapidnet_{conversion.arch}_ade20k.py'
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save({'state_dict': conversion.state_dict, 'meta': meta}, args.dst)
     print(f'saved {args.dst}' + (f" (for {meta['config']})" if 'config' in meta else ''))

@@ -105,8 +105,7 @@ def convert(ckpt: dict, **options) -> Conversion:
     check_complete(converted, expected_state(arch, neck_channels, head_channels, num_classes),
                    arch)
     notes = [f'variant: RapidNet-{arch} (detected from the tensor shapes)',
-             'neck and decode_head names are the same in mmseg 0.30 and 1.x; kept as they are',
-             f'for configs/seg/fpn_rapidnet_{arch}_ade20k.py']
+             'neck and decode_head names are the same in mmseg 0.30 and 1.x; kept as they are']
     if (neck_channels, head_channels, num_classes) != (256, 128, 150):
         notes.append(f'FPN {neck_channels} channels, head {head_channels} channels, '
                      f'{num_classes} classes (the ADE20K configs have 256, 128, 150): set '
