@@ -88,6 +88,7 @@ def test_config_states_the_recipe(arch):
 
 @pytest.mark.parametrize('arch,height,width', [
     ('ti', 77, 101),
+    ('s', 77, 101),
     ('m', 77, 101),
     ('b', 77, 101),
     pytest.param('ti', 512, 512, marks=pytest.mark.slow),
