@@ -54,6 +54,7 @@ def test_train_with_distillation_then_test_prints_real_top1(data_and_teacher, tm
     test = run_tool([PYTHON, 'tools/test.py', cfg, str(ckpt_path), '--work-dir',
                      str(tmp_path / 'test'), '--out', str(out)])
     assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
+    assert 'Start testing on the original model.' in test.stdout + test.stderr  # not the EMA
     printed = re.findall(r'accuracy/top1: ([\d.]+)', test.stdout + test.stderr)
     assert len(printed) == 1
     with open(out, 'rb') as f:
