@@ -70,11 +70,14 @@ def select_weights(ckpt: dict, weights: str = 'ema') -> Tuple[dict, str]:
 
 def expected_state(arch: str, num_classes: int, distillation: bool) -> Dict[str, torch.Size]:
     """Key -> shape of the classifier that ``configs/cls/rapidnet_{arch}_in1k.py`` builds."""
+    from mmengine.registry import DefaultScope
     from mmpretrain.models import ImageClassifier
-    model = ImageClassifier(
-        backbone=dict(type='RapidNet', arch=arch),
-        head=dict(type='RapidNetClsHead', arch=arch, num_classes=num_classes,
-                  distillation=distillation))
+    # mmpretrain's registry, whatever scope is current (e.g. 'mmdet' in a detection process)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = ImageClassifier(
+            backbone=dict(type='RapidNet', arch=arch),
+            head=dict(type='RapidNetClsHead', arch=arch, num_classes=num_classes,
+                      distillation=distillation))
     return {k: v.shape for k, v in model.state_dict().items()}
 
 
