@@ -165,11 +165,10 @@ def main(argv=None) -> int:
                 subject.forms['train'], subject.forms['deploy'],
                 make_input(1, args.input_size, Settings()))
             subject.forms = {f: m for f, m in subject.forms.items() if f in args.forms}
-            print(f'timing {subject.name} ({subject.what}): forms {list(subject.forms)}, '
-                  f'batches {batches} ...', flush=True)
-            measure(subject, batches, args.input_size, settings)
-            line = ', '.join(f'{f} {t.median_ms:.2f} ms' for f, t in subject.results[1].items())
-            print(f'  batch 1: {line}', flush=True)
+        print(f'timing {len(subjects)} models ({", ".join(s.name for s in subjects)}), forms '
+              f'{list(args.forms)}, batches {batches}', flush=True)
+        measure(subjects, batches, args.input_size, settings,
+                log=lambda m: print(m, flush=True))
         text = table(subjects, args.batch_size, settings, list(args.forms))
         print(text)
         if set(args.forms) == {'train', 'deploy'}:

@@ -202,14 +202,22 @@ def make_input(batch: int, input_size: Sequence[int], settings: Settings) -> tor
     return x.to(memory_format=torch.channels_last) if settings.channels_last else x
 
 
-def measure(subject: Subject, batch_sizes: Sequence[int], input_size: Sequence[int],
-            settings: Settings) -> Subject:
-    """Time every form of ``subject`` at each batch size (forms interleaved), in place."""
+def measure(subjects: Sequence[Subject], batch_sizes: Sequence[int],
+            input_size: Sequence[int], settings: Settings,
+            log: Callable[[str], None] = print) -> None:
+    """Time every form of every subject at each batch size, in place (``subject.results``).
+
+    All models and forms are interleaved in one loop, so that load from other processes that
+    comes and goes during the run affects every entry alike and the models stay comparable.
+    """
     sync = torch.cuda.synchronize if settings.device.startswith('cuda') else (lambda: None)
-    runners = {form: prepare(m, settings) for form, m in subject.forms.items()}
+    runners = {(i, form): prepare(m, settings)
+               for i, s in enumerate(subjects) for form, m in s.forms.items()}
     for batch in batch_sizes:
         x = make_input(batch, input_size, settings)
         runs = settings.runs if batch == 1 else max(5, settings.runs // 5)
-        fns = {form: (lambda r=r: r(x)) for form, r in runners.items()}
-        subject.results[batch] = time_interleaved(fns, settings.warmup, runs, sync)
-    return subject
+        log(f'batch {batch}: {len(runners)} model forms interleaved, {settings.warmup} warm-up '
+            f'and {runs} timed rounds ...')
+        fns = {key: (lambda r=r: r(x)) for key, r in runners.items()}
+        for (i, form), timing in time_interleaved(fns, settings.warmup, runs, sync).items():
+            subjects[i].results.setdefault(batch, {})[form] = timing
