@@ -44,18 +44,31 @@ def test_ti_classifier_exports_as_fp16_ml_program(tmp_path, capsys):
 def test_s_backbone_dilated_as_dense(tmp_path, capsys):
     out = str(tmp_path / 's_backbone.mlpackage')
     assert tool.main([S_DET, '--task', 'backbone', '--input-size', '64', '96', '--out', out,
-                      '--dilated-as-dense', '--precision', 'fp32', '--min-target',
-                      'iOS17']) == 0
+                      '--dilated-as-dense']) == 0
     spec = ct.utils.load_spec(out)
-    assert spec.specificationVersion == ct.target.iOS17.value
+    assert spec.WhichOneof('Type') == 'mlProgram'
+    assert spec.specificationVersion == ct.target.iOS16.value
+    assert [i.name for i in spec.description.input] == ['image']
     outputs = {o.name: list(o.type.multiArrayType.shape) for o in spec.description.output}
     assert outputs == {'feat_s4': [1, 32, 16, 24], 'feat_s8': [1, 64, 8, 12],
                        'feat_s16': [1, 112, 4, 6], 'feat_s32': [1, 224, 2, 3]}
     report = coreml_report(out)
     assert report.dilated_convs == 0  # every dilated conv rewritten as a dense one
+    assert report.weights_by_dtype.get('FLOAT32') == 3  # the image bias; all else FP16
+    assert 1.95 < report.bytes_per_weight < 2.1
+    assert 'dilated convs: 0' in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_fp32_and_newer_target(tmp_path):
+    out = str(tmp_path / 'ti_fp32.mlpackage')
+    assert tool.main([TI, '--task', 'backbone', '--input-size', '32', '32', '--out', out,
+                      '--precision', 'fp32', '--min-target', 'iOS17']) == 0
+    report = coreml_report(out)
+    assert report.spec_version == ct.target.iOS17.value and report.min_target == 'iOS17'
     assert set(report.weights_by_dtype) == {'FLOAT32'}
     assert 3.9 < report.bytes_per_weight < 4.1
-    assert 'dilated convs: 0' in capsys.readouterr().out
+    assert report.dilated_convs == 8
 
 
 def test_benchmark_needs_macos_and_stops_before_conversion(tmp_path, capsys):
