@@ -1,0 +1,55 @@
+"""Shared by the detection tests: config paths, building a detector on CPU, synthetic batches."""
+import os.path as osp
+from typing import List, Optional
+
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+DET_CONFIGS = {arch: osp.join(REPO, 'configs', 'det', f'maskrcnn_rapidnet_{arch}_coco.py')
+               for arch in ('ti', 's', 'm', 'b')}
+DEMO_CONFIG = osp.join(REPO, 'configs', 'demo', 'maskrcnn_rapidnet_s_tiny_coco.py')
+
+
+def load_cfg(path: str, options: Optional[dict] = None) -> Config:
+    import rapidnet_mm  # noqa: F401
+    cfg = Config.fromfile(path)
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg
+
+
+def build_detector(cfg: Config, pretrained: bool = False):
+    """Build ``cfg.model`` with mmdet's registry; without ``pretrained`` the backbone keeps its
+    own initialisation (no checkpoint file needed)."""
+    init_default_scope('mmdet')
+    from mmdet.registry import MODELS
+    model_cfg = cfg.model.copy()
+    if not pretrained:
+        model_cfg.backbone.init_cfg = None
+    return MODELS.build(model_cfg)
+
+
+def synthetic_batch(model, size: int = 128, num_images: int = 1, seed: int = 0) -> dict:
+    """A preprocessed batch with two boxes and masks per image (what a dataloader yields)."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(seed)
+    inputs: List[torch.Tensor] = []
+    samples = []
+    for _ in range(num_images):
+        inputs.append((torch.rand(3, size, size, generator=g) * 255).to(torch.uint8))
+        sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                             scale_factor=(1.0, 1.0)))
+        masks = torch.zeros(2, size, size, dtype=torch.uint8)
+        masks[0, 10:50, 12:60] = 1
+        masks[1, 64:110, 70:120] = 1
+        instances = InstanceData()
+        instances.bboxes = torch.tensor([[12., 10., 60., 50.], [70., 64., 120., 110.]])
+        instances.labels = torch.tensor([0, 1])
+        instances.masks = BitmapMasks(masks.numpy(), size, size)
+        sample.gt_instances = instances
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)

@@ -1,0 +1,127 @@
+"""The tiny synthetic COCO dataset, the demo config on it, and a short train + test run through
+tools/train.py and tools/test.py (the main job of tools/demo.py, in a few iterations)."""
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from det_helpers import DEMO_CONFIG, REPO, load_cfg
+
+sys.path.insert(0, os.path.join(REPO, 'tools'))
+from make_tiny_coco import CATEGORIES, annotation_file, make_dataset  # noqa: E402
+
+# Idle OpenMP threads sleep rather than spin (a large slowdown on a shared CPU otherwise).
+ENV = dict(os.environ, OMP_WAIT_POLICY='PASSIVE')
+METRIC_LINE = re.compile(r'coco/(bbox|segm)_mAP: (-?\d+\.\d+)')
+
+
+def tree_digest(root: str) -> str:
+    digest = hashlib.sha256()
+    for folder, _, files in sorted(os.walk(root)):
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, root).encode())
+            with open(path, 'rb') as f:
+                digest.update(f.read())
+    return digest.hexdigest()
+
+
+def test_dataset_is_deterministic_and_valid(tmp_path):
+    first = make_dataset(str(tmp_path / 'a'), 6, 3, 96, seed=5, verbose=False)
+    make_dataset(str(tmp_path / 'b'), 6, 3, 96, seed=5, verbose=False)
+    assert tree_digest(str(tmp_path / 'a')) == tree_digest(str(tmp_path / 'b'))
+    make_dataset(str(tmp_path / 'c'), 6, 3, 96, seed=6, verbose=False)
+    assert tree_digest(str(tmp_path / 'a')) != tree_digest(str(tmp_path / 'c'))
+
+    coco = COCO(annotation_file(str(tmp_path / 'a'), 'train'))
+    assert [c['name'] for c in coco.loadCats(coco.getCatIds())] == list(CATEGORIES)
+    assert len(coco.getImgIds()) == 6 and len(first['val']['images']) == 3
+    for image_id in coco.getImgIds():
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        assert 1 <= len(anns) <= 4
+        union = np.zeros((96, 96), dtype=int)
+        for ann in anns:
+            mask = coco.annToMask(ann)
+            ys, xs = np.nonzero(mask)
+            x, y, w, h = ann['bbox']
+            # the box encloses the mask, the mask fills a good part of it, areas agree
+            assert x - 1 <= xs.min() and xs.max() <= x + w + 1
+            assert y - 1 <= ys.min() and ys.max() <= y + h + 1
+            assert ann['area'] == mask.sum() > 0.3 * w * h
+            union += mask
+        assert union.max() == 1  # instances never overlap
+
+
+def test_demo_config_fits_the_dataset():
+    cfg = load_cfg(DEMO_CONFIG)
+    assert cfg.metainfo['classes'] == CATEGORIES
+    assert cfg.model.roi_head.bbox_head.num_classes == len(CATEGORIES)
+    assert cfg.model.roi_head.mask_head.num_classes == len(CATEGORIES)
+    assert cfg.model.backbone.arch == 's' and cfg.model.backbone.init_cfg is None
+    assert cfg.train_dataloader.dataset.ann_file == 'annotations/instances_train.json'
+    assert cfg.val_evaluator.ann_file == cfg.data_root + 'annotations/instances_val.json'
+
+
+def test_demo_help_and_bad_input():
+    demo = os.path.join(REPO, 'tools', 'demo.py')
+    out = subprocess.run([sys.executable, demo, '--help'], capture_output=True, text=True,
+                         env=ENV, timeout=300)
+    assert out.returncode == 0 and '--iters' in out.stdout and 'CocoMetric' in out.stdout
+    out = subprocess.run([sys.executable, demo, '--iters', '0'], capture_output=True, text=True,
+                         env=ENV, timeout=300)
+    assert out.returncode != 0
+    assert out.stderr.strip().splitlines()[-1] == 'error: --iters must be at least 1, got 0'
+
+
+def test_metrics_table():
+    import demo
+    metrics = {'coco/bbox_mAP': 0.5123, 'coco/bbox_mAP_50': 0.9, 'coco/bbox_mAP_75': 0.5,
+               'coco/bbox_mAP_s': 0.25, 'coco/bbox_mAP_m': 0.6, 'coco/bbox_mAP_l': -1.0,
+               'coco/segm_mAP': 0.4, 'coco/segm_mAP_50': 0.8, 'coco/segm_mAP_75': 0.45,
+               'coco/segm_mAP_s': 0.2, 'coco/segm_mAP_m': 0.5, 'coco/segm_mAP_l': -1.0}
+    lines = demo.metrics_table(metrics).splitlines()
+    assert lines[0].split() == ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
+    assert lines[1].split() == ['bbox', '0.512', '0.900', '0.500', '0.250', '0.600', '-']
+    assert lines[2].split() == ['segm', '0.400', '0.800', '0.450', '0.200', '0.500', '-']
+
+
+def run_tool(args, cwd) -> str:
+    out = subprocess.run([sys.executable] + args, cwd=cwd, capture_output=True, text=True,
+                         env=ENV, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out.stdout + out.stderr
+
+
+@pytest.mark.slow
+def test_train_then_test_through_the_tools(tmp_path):
+    """Two iterations of the demo config through tools/train.py (evaluating at the end), then
+    tools/test.py on the saved checkpoint: CocoMetric reports bbox and segm mAP, and the
+    re-loaded checkpoint gives exactly the metrics of the end of training."""
+    make_dataset(str(tmp_path / 'data' / 'tiny_coco'), 4, 3, 128, verbose=False)
+    options = ['--cfg-options', 'max_iters=2', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+               'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2']
+    log = run_tool([os.path.join(REPO, 'tools', 'train.py'), DEMO_CONFIG, '--work-dir', 'wd']
+                   + options, cwd=tmp_path)
+    assert 'Iter(train) [2/2]' in log
+    train_metrics = dict(METRIC_LINE.findall(log))
+    assert set(train_metrics) == {'bbox', 'segm'}
+    checkpoint = tmp_path / 'wd' / 'iter_2.pth'
+    assert checkpoint.is_file()
+    # SyncBN of the config ran as plain BN (the run is not distributed)
+    assert 'SyncBatchNorm (SyncBN) layers in the model will be automatically reverted' in log
+
+    log = run_tool([os.path.join(REPO, 'tools', 'test.py'), DEMO_CONFIG, str(checkpoint),
+                    '--work-dir', 'wd_test'], cwd=tmp_path)
+    test_metrics = dict(METRIC_LINE.findall(log))
+    assert test_metrics == train_metrics
+    for kind in ('bbox', 'segm'):
+        assert 0.0 <= float(test_metrics[kind]) <= 1.0
+    with open(annotation_file(str(tmp_path / 'data' / 'tiny_coco'), 'val')) as f:
+        assert len(json.load(f)['images']) == 3
