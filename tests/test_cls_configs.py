@@ -51,21 +51,23 @@ def test_config_loads_and_builds(config):
     assert model.backbone.deploy == ('/deploy/' in config)
 
 
-# Spec section 1: exact parameters (with dist_head) and conv + linear MACs at 224x224.
+# Spec section 1: exact parameters (with dist_head), conv + linear MACs at 224x224, and the
+# parameters of the stem and stages alone (what --backbone-only counts).
 VARIANTS = {
-    'ti': (6_627_840, 617_469_312),
-    's': (9_213_088, 896_620_352),
-    'm': (17_304_496, 1_596_878_720),
-    'b': (30_556_496, 3_354_368_064),
+    'ti': (6_627_840, 617_469_312, 5_485_616),
+    's': (9_213_088, 896_620_352, 8_070_864),
+    'm': (17_304_496, 1_596_878_720, 16_113_120),
+    'b': (30_556_496, 3_354_368_064, 28_696_704),
 }
 
 
 @pytest.mark.parametrize('arch', sorted(VARIANTS))
 def test_variant_params_and_macs_are_exact(arch):
     _, model = build(f'configs/cls/rapidnet_{arch}_in1k.py')
-    params, macs = VARIANTS[arch]
+    params, macs, backbone_params = VARIANTS[arch]
     assert get_flops.count_params(model) == params
     assert get_flops.count_macs(model, (224, 224))['total'] == macs
+    assert get_flops.count_params(model.backbone) == backbone_params
 
 
 def test_deploy_config_has_the_same_macs():
