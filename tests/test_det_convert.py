@@ -103,8 +103,11 @@ def test_convert_official_tool_writes_a_loadable_file(model_m, tmp_path, monkeyp
     torch.save(ckpt, src)
     monkeypatch.setattr(sys, 'argv', ['convert_official.py', str(src), str(dst)])
     runpy.run_path(osp.join(REPO, 'tools', 'convert_official.py'), run_name='__main__')
-    assert 'detection checkpoint, RapidNet-m' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert 'detection checkpoint, RapidNet-m' in out
+    assert '(for configs/det/maskrcnn_rapidnet_m_coco.py)' in out
     saved = torch.load(dst, map_location='cpu', weights_only=True)
+    assert saved['meta']['config'] == 'configs/det/maskrcnn_rapidnet_m_coco.py'
     model_m.load_state_dict(saved['state_dict'], strict=True)
     key = 'roi_head.mask_head.conv_logits.weight'
     assert torch.equal(model_m.state_dict()[key], ckpt['state_dict'][key])

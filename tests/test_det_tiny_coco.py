@@ -1,6 +1,7 @@
 """The tiny synthetic COCO dataset, the demo config on it, and a short train + test run through
 tools/train.py and tools/test.py (the main job of tools/demo.py, in a few iterations)."""
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -9,13 +10,22 @@ import sys
 
 import numpy as np
 import pytest
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from det_helpers import DEMO_CONFIG, REPO, load_cfg
 
-sys.path.insert(0, os.path.join(REPO, 'tools'))
-from make_tiny_coco import CATEGORIES, annotation_file, make_dataset  # noqa: E402
+
+def load_tool(name: str):
+    """Import ``tools/<name>.py`` as a module (without putting tools/ on sys.path)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+make_tiny_coco = load_tool('make_tiny_coco')
+CATEGORIES = make_tiny_coco.CATEGORIES
+annotation_file, make_dataset = make_tiny_coco.annotation_file, make_tiny_coco.make_dataset
 
 # Idle OpenMP threads sleep rather than spin (a large slowdown on a shared CPU otherwise).
 ENV = dict(os.environ, OMP_WAIT_POLICY='PASSIVE')
@@ -81,7 +91,7 @@ def test_demo_help_and_bad_input():
 
 
 def test_metrics_table():
-    import demo
+    demo = load_tool('demo')
     metrics = {'coco/bbox_mAP': 0.5123, 'coco/bbox_mAP_50': 0.9, 'coco/bbox_mAP_75': 0.5,
                'coco/bbox_mAP_s': 0.25, 'coco/bbox_mAP_m': 0.6, 'coco/bbox_mAP_l': -1.0,
                'coco/segm_mAP': 0.4, 'coco/segm_mAP_50': 0.8, 'coco/segm_mAP_75': 0.45,
@@ -90,6 +100,21 @@ def test_metrics_table():
     assert lines[0].split() == ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
     assert lines[1].split() == ['bbox', '0.512', '0.900', '0.500', '0.250', '0.600', '-']
     assert lines[2].split() == ['segm', '0.400', '0.800', '0.450', '0.200', '0.500', '-']
+
+
+def test_demo_iterations_and_data_root_overrides():
+    demo = load_tool('demo')
+    cfg = load_cfg(DEMO_CONFIG)
+    assert cfg.train_cfg.max_iters == 120 and cfg.param_scheduler[1].milestones == [96]
+    demo.set_iterations(cfg, 10)
+    assert (cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (10, 10)
+    assert cfg.default_hooks.checkpoint.interval == 10
+    assert (cfg.param_scheduler[1].milestones, cfg.param_scheduler[1].end) == ([8], 10)
+    demo.point_at_data(cfg, '/tmp/elsewhere')
+    assert {cfg[k].dataset.data_root for k in ('train_dataloader', 'val_dataloader',
+                                                'test_dataloader')} == {'/tmp/elsewhere/'}
+    assert cfg.val_evaluator.ann_file == cfg.test_evaluator.ann_file == (
+        '/tmp/elsewhere/annotations/instances_val.json')
 
 
 def run_tool(args, cwd) -> str:

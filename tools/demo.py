@@ -66,7 +66,8 @@ def make_progress_hook():
             elapsed = time.perf_counter() - self.start
             per_iter = elapsed / done
             eta = per_iter * (self.total - done)
-            loss = float(outputs['loss']) if outputs and 'loss' in outputs else float('nan')
+            loss = (float(outputs['loss'].detach()) if outputs and 'loss' in outputs
+                    else float('nan'))
             filled = self.width * done // self.total
             bar = '#' * filled + '.' * (self.width - filled)
             line = (f'train [{bar}] {done}/{self.total}  loss {loss:.3f}  {per_iter:.1f} s/it  '

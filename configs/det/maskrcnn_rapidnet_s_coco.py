@@ -32,7 +32,8 @@ model = dict(
     # RapidNet-S stage widths (rapidnet_mm.models.rapidnet.ARCH_SETTINGS['s']['channels'])
     neck=dict(in_channels=[32, 64, 112, 224]))
 
-# Batch: the recipe trained 8 images in total (1 image per GPU x 8 GPUs). With another total,
+# Batch: 8 images in total (1 image per GPU x 8 GPUs). The authors' config says 1 per GPU but
+# not how many GPUs; 8 in total is what the sibling MobileViG recipe ran. With another total,
 # `tools/train.py --auto-scale-lr` scales the lr linearly from this base.
 train_dataloader = dict(batch_size=1, num_workers=2)
 auto_scale_lr = dict(enable=False, base_batch_size=8)
