@@ -67,6 +67,8 @@ def main() -> None:
         meta['config'] = f'configs/cls/rapidnet_{conversion.arch}_in1k.py'
     elif conversion.kind == 'segmentation':
         meta['config'] = f'configs/seg/fpn_rapidnet_{conversion.arch}_ade20k.py'
+    elif conversion.kind == 'detection':
+        meta['config'] = f'configs/det/maskrcnn_rapidnet_{conversion.arch}_coco.py'
     os.makedirs(osp.dirname(osp.abspath(args.dst)), exist_ok=True)
     torch.save({'state_dict': conversion.state_dict, 'meta': meta}, args.dst)
     print(f'saved {args.dst}' + (f" (for {meta['config']})" if 'config' in meta else ''))
