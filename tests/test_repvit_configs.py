@@ -1,0 +1,113 @@
+"""RepViT (the paper's peer) in the same harness: every configs/repvit/ config builds through its
+library's registry and runs, and what it builds is timm's own RepViT, not a copy."""
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.utils import import_modules_from_strings
+
+from det_helpers import synthetic_batch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+CLS = {name: osp.join(REPO, 'configs', 'repvit', f'repvit_{name}_in1k.py')
+       for name in ('m0_9', 'm1_1')}
+DET = osp.join(REPO, 'configs', 'repvit', 'maskrcnn_repvit_m1_1_coco.py')
+SEG = osp.join(REPO, 'configs', 'repvit', 'fpn_repvit_m1_1_ade20k.py')
+
+
+def build(path: str):
+    """Load the config as the tools do (custom_imports honoured) and build its model."""
+    cfg = Config.fromfile(path)
+    import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.default_scope)
+    if cfg.default_scope == 'mmdet':
+        from mmdet.registry import MODELS
+    elif cfg.default_scope == 'mmseg':
+        from mmseg.registry import MODELS
+    else:
+        from mmpretrain.registry import MODELS
+    return cfg, MODELS.build(cfg.model)
+
+
+@pytest.mark.parametrize('name', sorted(CLS))
+def test_classifier_is_timms_repvit_with_its_eval_output(name):
+    import timm
+    cfg, model = build(CLS[name])
+    torch.manual_seed(0)
+    reference = timm.create_model(f'repvit_{name}', pretrained=False).eval()
+    # a bare timm state dict loads strictly (TimmClassifier adds its 'model.' prefix), and the
+    # checkpoint it writes is timm's layout again
+    model.load_state_dict(reference.state_dict(), strict=True)
+    assert set(model.state_dict()) == set(reference.state_dict())
+    model.eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        out = model(x, mode='tensor')
+        expected = reference(x)
+        predictions = model(x, mode='predict')
+    assert out.shape == (2, 1000)
+    torch.testing.assert_close(out, expected)
+    assert [int(p.pred_label) for p in predictions] == expected.argmax(1).tolist()
+    # timm's evaluation settings for RepViT: shorter side floor(224 / 0.95), bicubic, crop 224
+    resize = cfg.test_dataloader.dataset.pipeline[1]
+    assert (resize.type, resize.scale, resize.interpolation) == ('ResizeEdge', 235, 'bicubic')
+    assert reference.pretrained_cfg['crop_pct'] == 0.95
+    assert cfg.test_dataloader.dataset.pipeline[2].crop_size == 224
+
+
+def test_fpn_inputs_are_the_channels_timm_reports():
+    import timm
+    features = timm.create_model('repvit_m1_1', pretrained=False, features_only=True)
+    channels = features.feature_info.channels()
+    assert features.feature_info.reduction() == [4, 8, 16, 32]
+    for path in (DET, SEG):
+        assert Config.fromfile(path).model.neck.in_channels == channels
+
+
+def test_mask_rcnn_loss_and_predict():
+    torch.manual_seed(0)
+    _, model = build(DET)
+    assert type(model.backbone).__name__ == 'TIMMBackbone'
+    batch = model.data_preprocessor(synthetic_batch(model, size=128), training=True)
+    model.train()
+    losses = model.loss(batch['inputs'], batch['data_samples'])
+    total = sum(v.sum() if isinstance(v, torch.Tensor) else sum(v)
+                for k, v in losses.items() if k.startswith('loss'))
+    assert torch.isfinite(total) and total > 0
+    total.backward()
+    stem_grad = next(model.backbone.parameters()).grad
+    assert stem_grad is not None and stem_grad.abs().sum() > 0
+    model.eval()
+    batch = model.data_preprocessor(synthetic_batch(model, size=128, seed=1), training=False)
+    with torch.no_grad():
+        pred = model.predict(batch['inputs'], batch['data_samples'])[0].pred_instances
+    assert pred.bboxes.shape == (len(pred), 4)
+    assert pred.masks.shape == (len(pred), 128, 128)
+
+
+def test_semantic_fpn_loss_and_predict():
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(0)
+    _, model = build(SEG)
+    model.data_preprocessor.size = (64, 96)
+    g = torch.Generator().manual_seed(0)
+
+    def batch():
+        img = torch.randint(0, 256, (3, 64, 96), generator=g, dtype=torch.uint8)
+        seg = PixelData(data=torch.randint(0, 150, (1, 64, 96), generator=g))
+        meta = dict(img_shape=(64, 96), ori_shape=(64, 96))
+        return dict(inputs=[img], data_samples=[SegDataSample(gt_sem_seg=seg, metainfo=meta)])
+
+    model.train()
+    data = model.data_preprocessor(batch(), True)
+    loss = model.loss(**data)['decode.loss_ce']
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    assert next(model.backbone.parameters()).grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        sample = model.test_step(batch())[0]
+    assert tuple(sample.pred_sem_seg.data.shape) == (1, 64, 96)
