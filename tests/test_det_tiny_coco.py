@@ -69,6 +69,21 @@ def test_dataset_is_deterministic_and_valid(tmp_path):
         assert union.max() == 1  # instances never overlap
 
 
+def test_generator_cli(tmp_path):
+    tool = os.path.join(REPO, 'tools', 'make_tiny_coco.py')
+    out = subprocess.run([sys.executable, tool, '--out', str(tmp_path / 'd'), '--num-train', '2',
+                          '--num-val', '1', '--image-size', '64'], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0
+    assert out.stdout.splitlines()[0].startswith('train: 2 images, ')
+    assert sorted(os.listdir(tmp_path / 'd' / 'val')) == ['000000.png']
+    out = subprocess.run([sys.executable, tool, '--out', str(tmp_path / 'e'), '--image-size', '32'],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert out.stderr.strip() == 'error: image_size must be at least 64 pixels, got 32'
+    assert not (tmp_path / 'e').exists()
+
+
 def test_demo_config_fits_the_dataset():
     cfg = load_cfg(DEMO_CONFIG)
     assert cfg.metainfo['classes'] == CATEGORIES
