@@ -4,7 +4,7 @@ from typing import List, Optional
 
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET_CONFIGS = {arch: osp.join(REPO, 'configs', 'det', f'maskrcnn_rapidnet_{arch}_coco.py')
@@ -23,12 +23,13 @@ def load_cfg(path: str, options: Optional[dict] = None) -> Config:
 def build_detector(cfg: Config, pretrained: bool = False):
     """Build ``cfg.model`` with mmdet's registry; without ``pretrained`` the backbone keeps its
     own initialisation (no checkpoint file needed)."""
-    init_default_scope('mmdet')
     from mmdet.registry import MODELS
     model_cfg = cfg.model.copy()
     if not pretrained:
         model_cfg.backbone.init_cfg = None
-    return MODELS.build(model_cfg)
+    # in mmdet's scope for this build only: a scope left behind would leak into other tests
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        return MODELS.build(model_cfg)
 
 
 def synthetic_batch(model, size: int = 128, num_images: int = 1, seed: int = 0) -> dict:
