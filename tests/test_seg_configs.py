@@ -118,8 +118,12 @@ def test_loss_and_predict_step(arch, height, width):
 def test_backbone_initialises_from_a_converted_classification_checkpoint(tmp_path):
     """init_cfg=Pretrained(prefix='backbone.') takes every backbone tensor of an mmpretrain
     classifier checkpoint (what tools/convert_official.py writes) and nothing else."""
-    classifier = ImageClassifier(backbone=dict(type='RapidNet', arch='ti'),
-                                 head=dict(type='RapidNetClsHead', arch='ti', num_classes=1000))
+    from mmengine.registry import DefaultScope
+    # mmpretrain's scope whatever an earlier test left as the default (e.g. 'mmdet')
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        classifier = ImageClassifier(backbone=dict(type='RapidNet', arch='ti'),
+                                     head=dict(type='RapidNetClsHead', arch='ti',
+                                               num_classes=1000))
     randomize_(classifier, seed=4)
     path = tmp_path / 'rapidnet_ti_in1k.pth'
     torch.save(dict(state_dict=classifier.state_dict(), meta=dict(kind='classification')), path)
