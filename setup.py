@@ -16,13 +16,14 @@ def version() -> str:
 
 
 def ship_configs_and_tools() -> None:
-    """Copy configs/ and tools/ into rapidnet_mm/.mim as OpenMMLab packages do.
+    """Copy configs/, tools/ and model-index.yml (what ``mim search`` reads) into
+    rapidnet_mm/.mim as OpenMMLab packages do.
 
     An editable install links them instead, so the installed package always sees the repository's
     files; a regular install (wheel) gets copies.
     """
     mim = osp.join(ROOT, 'rapidnet_mm', '.mim')
-    for name in ('configs', 'tools'):
+    for name in ('configs', 'tools', 'model-index.yml'):
         src, dst = osp.join(ROOT, name), osp.join(mim, name)
         if osp.islink(dst) or osp.isfile(dst):
             os.remove(dst)
@@ -30,9 +31,9 @@ def ship_configs_and_tools() -> None:
             shutil.rmtree(dst)
         os.makedirs(mim, exist_ok=True)
         try:
-            os.symlink(osp.relpath(src, mim), dst, target_is_directory=True)
+            os.symlink(osp.relpath(src, mim), dst, target_is_directory=osp.isdir(src))
         except OSError:
-            shutil.copytree(src, dst)
+            (shutil.copytree if osp.isdir(src) else shutil.copyfile)(src, dst)
 
 
 if __name__ == '__main__':
@@ -48,7 +49,8 @@ if __name__ == '__main__':
         python_requires='>=3.9',
         packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
         include_package_data=True,
-        package_data={'rapidnet_mm': ['.mim/configs/**/*.py', '.mim/tools/*.py', '.mim/tools/*.sh']},
+        package_data={'rapidnet_mm': ['.mim/configs/**/*.py', '.mim/configs/**/*.yml',
+                                   '.mim/tools/*.py', '.mim/tools/*.sh', '.mim/model-index.yml']},
         # The exact, tested versions are in requirements/stack.txt; these are the ranges we need.
         install_requires=[
             'torch>=2.0',

@@ -1,0 +1,98 @@
+"""model-index.yml and the metafiles: OpenMMLab's schema, one entry per config and one config per
+entry, and measured figures that match what the tools measure."""
+import glob
+import importlib.util
+import os.path as osp
+
+import pytest
+import yaml
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def load_tool(name: str):
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+collect_results = load_tool('collect_results')
+
+
+def all_configs():
+    """Every config file under configs/ (no helper files such as _base_/ exist; skipped if any)."""
+    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    return sorted(osp.relpath(p, REPO) for p in paths if '_base_' not in p)
+
+
+def metafiles():
+    with open(osp.join(REPO, 'model-index.yml')) as f:
+        return yaml.safe_load(f)['Import']
+
+
+def test_every_config_has_an_entry_and_every_entry_a_config():
+    models = collect_results.load_model_index(REPO)
+    listed = sorted(m['Config'] for m in models.values())
+    assert len(listed) == len(set(listed)), 'a config is listed twice'
+    assert listed == all_configs()
+    for name, model in models.items():
+        # entries are named after their config file, which is what collect_results matches on
+        assert name == osp.splitext(osp.basename(model['Config']))[0]
+
+
+def test_every_metafile_is_imported_and_follows_the_schema():
+    imported = metafiles()
+    on_disk = sorted(osp.relpath(p, REPO) for p in
+                     glob.glob(osp.join(REPO, 'configs', '**', 'metafile.yml'), recursive=True))
+    assert sorted(imported) == on_disk
+    for rel in imported:
+        with open(osp.join(REPO, rel)) as f:
+            meta = yaml.safe_load(f)
+        collections = {c['Name']: c for c in meta['Collections']}
+        for c in collections.values():
+            assert osp.isfile(osp.join(REPO, c['README'])), c['README']
+            assert c['Paper']['Title']
+        for m in meta['Models']:
+            assert m['In Collection'] in collections, (rel, m['Name'])
+            assert isinstance(m['Metadata']['FLOPs'], int) and m['Metadata']['FLOPs'] > 0
+            assert isinstance(m['Metadata']['Parameters'], int)
+            for result in m.get('Results', []):
+                assert {'Task', 'Dataset', 'Metrics'} <= set(result)
+                assert result['Task'] in {t for _, t, _ in collect_results.METRICS.values()}
+                assert set(result['Metrics']) <= {n for n, _, _ in
+                                                  collect_results.METRICS.values()}
+
+
+def test_the_papers_figures_are_the_stated_ones():
+    models = collect_results.load_model_index(REPO)
+    top1 = {name: collect_results.reference_metrics(m).get('Top 1 Accuracy')
+            for name, m in models.items()}
+    # abstract and supplementary Tables 4-6 (../shared/seeds/001_*); nothing else is claimed
+    assert {k: v for k, v in top1.items() if v is not None} == {
+        'rapidnet_ti_in1k': 76.3, 'rapidnet_ti_in1k_deploy': 76.3,
+        'rapidnet_ti_pointwise_in1k': 75.2, 'rapidnet_ti_conv3x3_in1k': 75.7,
+        'rapidnet_ti_no_kd_in1k': 75.1, 'rapidnet_ti_sldc_in1k': 75.8,
+        'rapidnet_ti_sldc_cpe_in1k': 75.9, 'rapidnet_ti_sldc_cpe_lkffn_in1k': 76.0,
+        'rapidnet_ti_deformable_in1k': 76.0, 'rapidnet_ti_dilation34_in1k': 75.9,
+        'rapidnet_ti_kernel5x5_in1k': 76.4}
+    for name, model in models.items():
+        if name.startswith('repvit') or 'repvit' in name:
+            assert not model.get('Results'), 'no RepViT figure could be checked here'
+
+
+@pytest.mark.parametrize('name', ['rapidnet_ti_in1k', 'rapidnet_ti_kernel5x5_in1k',
+                                  'repvit_m0_9_in1k'])
+def test_measured_figures_match_get_flops(name):
+    get_flops = load_tool('get_flops')
+    model_entry = collect_results.load_model_index(REPO)[name]
+    model = get_flops.build_model(osp.join(REPO, model_entry['Config']))
+    assert get_flops.count_params(model) == model_entry['Metadata']['Parameters']
+    assert get_flops.count_macs(model, (224, 224))['total'] == model_entry['Metadata']['FLOPs']
+
+
+def test_model_zoo_page_lists_every_config():
+    with open(osp.join(REPO, 'docs', 'model_zoo.md')) as f:
+        text = f.read()
+    missing = [c for c in all_configs() if c not in text]
+    assert not missing
