@@ -6,6 +6,7 @@ import os.path as osp
 
 import pytest
 import yaml
+from mmengine.registry import DefaultScope
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -86,7 +87,9 @@ def test_the_papers_figures_are_the_stated_ones():
 def test_measured_figures_match_get_flops(name):
     get_flops = load_tool('get_flops')
     model_entry = collect_results.load_model_index(REPO)[name]
-    model = get_flops.build_model(osp.join(REPO, model_entry['Config']))
+    # get_flops sets the config's default scope; keep it from leaking into other tests
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = get_flops.build_model(osp.join(REPO, model_entry['Config']))
     assert get_flops.count_params(model) == model_entry['Metadata']['Parameters']
     assert get_flops.count_macs(model, (224, 224))['total'] == model_entry['Metadata']['FLOPs']
 

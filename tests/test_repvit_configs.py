@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 
 from det_helpers import synthetic_batch
@@ -21,14 +21,15 @@ def build(path: str):
     """Load the config as the tools do (custom_imports honoured) and build its model."""
     cfg = Config.fromfile(path)
     import_modules_from_strings(**cfg.custom_imports)
-    init_default_scope(cfg.default_scope)
     if cfg.default_scope == 'mmdet':
         from mmdet.registry import MODELS
     elif cfg.default_scope == 'mmseg':
         from mmseg.registry import MODELS
     else:
         from mmpretrain.registry import MODELS
-    return cfg, MODELS.build(cfg.model)
+    # in the config's scope for this build only: a scope left behind leaks into other tests
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return cfg, MODELS.build(cfg.model)
 
 
 @pytest.mark.parametrize('name', sorted(CLS))
