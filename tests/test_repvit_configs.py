@@ -112,3 +112,50 @@ def test_semantic_fpn_loss_and_predict():
     with torch.no_grad():
         sample = model.test_step(batch())[0]
     assert tuple(sample.pred_sem_seg.data.shape) == (1, 64, 96)
+
+
+def load_through_tools(path: str):
+    """Config and model exactly as tools/export_*.py and tools/benchmark.py load them."""
+    from rapidnet_mm.deploy.model_io import build_model, load_model_config
+    cfg = load_model_config(path)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return cfg, build_model(cfg)
+
+
+@pytest.mark.slow
+def test_export_coreml_accepts_a_repvit_classifier(tmp_path):
+    from rapidnet_mm.deploy.coreml import export_coreml
+    from rapidnet_mm.deploy.model_io import input_normalization
+    cfg, model = load_through_tools(CLS['m0_9'])
+    out = str(tmp_path / 'repvit.mlpackage')
+    result = export_coreml(model, 'classifier', (64, 64), input_normalization(cfg), out,
+                           log=lambda _: None)
+    assert osp.isdir(out)
+    assert result.numerics.ok() and result.numerics.names == ['logits']
+    # timm's fold ran: fewer parameters than the training form (BNs and branches merged)
+    assert result.params < sum(p.numel() for p in model.parameters())
+    assert result.report.format()  # the Linux report reads the package
+
+
+def test_repvit_backbone_export_module_matches_pytorch():
+    from rapidnet_mm.deploy.export_module import (check_numerics, output_names, prepare_export)
+    from rapidnet_mm.deploy.model_io import input_normalization
+    cfg, model = load_through_tools(DET)
+    norm = input_normalization(cfg)
+    names = output_names(model, 'backbone')
+    assert names == ['feat_s4', 'feat_s8', 'feat_s16', 'feat_s32']
+    module = prepare_export(model, 'backbone', (64, 96), norm)
+    numerics = check_numerics(model, 'backbone', module, module, norm, names, (64, 96))
+    assert numerics.ok(), numerics.format()
+
+
+def test_benchmark_times_a_repvit_config_in_both_forms():
+    from rapidnet_mm.deploy.benchmark import config_subject, max_relative_difference
+    _, model = load_through_tools(CLS['m0_9'])
+    subject = config_subject('RepViT-M0.9 (config)', model)
+    assert subject.what == 'classifier'
+    assert subject.params['deploy'] < subject.params['train']
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(subject.forms['train'](x), model(x, mode='tensor'))
+    assert max_relative_difference(subject.forms['train'], subject.forms['deploy'], x) < 1e-5

@@ -84,7 +84,7 @@ def arch_of(model) -> str:
     backbone = getattr(model, 'backbone', None)
     channels = getattr(backbone, 'channels', None)
     from rapidnet_mm import ARCH_SETTINGS
-    blocks = backbone.arch['blocks'] if backbone is not None else None
+    blocks = (getattr(backbone, 'arch', None) or {}).get('blocks')  # None: not a RapidNet
     for name, s in ARCH_SETTINGS.items():
         if tuple(s['channels']) == tuple(channels or ()) and tuple(s['blocks']) == blocks:
             return name

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from ..models import RapidNetClsHead
-from .reparameterize import fold_cls_head, reparameterize_model
+from .reparameterize import fold_cls_head, rapidnet_modules, reparameterize_model
 
 
 @dataclass(frozen=True)
@@ -125,13 +125,31 @@ def n_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def reparameterize_timm_parts(model: nn.Module) -> None:
+    """Fold, in place, the timm networks that mmpretrain's wrappers hold (``TimmClassifier.model``,
+    ``TIMMBackbone.timm_model``, e.g. the configs/repvit/ models) with timm's own
+    reparameterisation, as :func:`peer_subject` does for a bare timm model."""
+    from mmpretrain.models import TIMMBackbone, TimmClassifier
+    from timm.utils.model import reparameterize_model as timm_reparameterize
+    for module in list(model.modules()):
+        if isinstance(module, TimmClassifier):
+            timm_reparameterize(module.model, inplace=True)
+        elif isinstance(module, TIMMBackbone):
+            timm_reparameterize(module.timm_model, inplace=True)
+
+
 def config_subject(name: str, model: nn.Module) -> Subject:
     """Training form (the eval-mode model as built) and deploy form (RapidNets folded, the
-    RapidNet classification head folded) of an OpenMMLab model."""
-    from mmpretrain.models import ImageClassifier
+    RapidNet classification head folded, timm networks folded by timm) of an OpenMMLab model."""
+    from mmpretrain.models import ImageClassifier, TimmClassifier
     model = model.eval()
     deploy = copy.deepcopy(model)
-    reparameterize_model(deploy)
+    if rapidnet_modules(deploy):
+        reparameterize_model(deploy)
+    reparameterize_timm_parts(deploy)
+    if isinstance(model, TimmClassifier):  # the timm classifier itself is the eval forward
+        return Subject(name, 'classifier', dict(train=model.model, deploy=deploy.model),
+                       dict(train=n_params(model.model), deploy=n_params(deploy.model)))
     if isinstance(model, ImageClassifier) and model.with_head:
         if isinstance(deploy.head, RapidNetClsHead):
             deploy.head = fold_cls_head(deploy.head)  # extract_feat does not use the head

@@ -30,14 +30,37 @@ class ExportError(ValueError):
     """A model or setting that cannot be exported; raised before any conversion starts."""
 
 
+def timm_network(model: nn.Module, task: str) -> Optional[nn.Module]:
+    """The timm network an mmpretrain wrapper holds for ``task``, or None.
+
+    'classifier': the model of a ``TimmClassifier`` (e.g. configs/repvit/repvit_*_in1k.py);
+    'backbone': the ``timm_model`` of a ``TIMMBackbone`` backbone (the RepViT det/seg configs).
+    Such networks are exported as timm builds them, folded by timm's own reparameterisation.
+    """
+    try:
+        from mmpretrain.models import TIMMBackbone, TimmClassifier
+    except ImportError:  # pragma: no cover - mmpretrain is part of the stack
+        return None
+    if task == 'classifier' and isinstance(model, TimmClassifier):
+        return model.model
+    if task == 'backbone' and isinstance(getattr(model, 'backbone', None), TIMMBackbone):
+        return model.backbone.timm_model
+    return None
+
+
 def check_task(model: nn.Module, task: str) -> None:
-    """The model has what ``task`` exports: a RapidNet backbone, and a head for 'classifier'."""
+    """The model has what ``task`` exports: a RapidNet backbone, and a head for 'classifier'
+    (or a timm network in mmpretrain's TimmClassifier / TIMMBackbone)."""
     if task not in TASKS:
         raise ExportError(f'unknown task {task!r}; choose one of {TASKS}')
+    if timm_network(model, task) is not None:
+        return
     backbone = getattr(model, 'backbone', None)
     if not isinstance(backbone, RapidNet):
         raise ExportError(f'{type(model).__name__} has no RapidNet backbone (model.backbone is '
-                          f'{type(backbone).__name__}); these exporters handle RapidNet models')
+                          f'{type(backbone).__name__}); these exporters handle RapidNet models '
+                          'and timm models in TimmClassifier (--task classifier) or TIMMBackbone '
+                          '(--task backbone)')
     if task == 'classifier':
         from mmpretrain.models import ImageClassifier
         if not isinstance(model, ImageClassifier) or getattr(model, 'head', None) is None:
@@ -83,6 +106,9 @@ def output_names(model: nn.Module, task: str) -> List[str]:
     """'logits', or 'feat_s4' ... 'feat_s32' for the backbone's out_indices."""
     if task == 'classifier':
         return ['logits']
+    timm_net = timm_network(model, task)
+    if timm_net is not None:
+        return [f'feat_s{r}' for r in timm_net.feature_info.reduction()]
     return [f'feat_s{2 ** (i + 2)}' for i in model.backbone.out_indices]
 
 
@@ -111,7 +137,7 @@ class ExportModule(nn.Module):
         x = image - self.mean if self.subtract_mean else image
         feats = self.backbone(x)
         if self.head is None:
-            return feats
+            return tuple(feats) if isinstance(feats, list) else feats  # timm: a list
         if self.neck is not None:
             feats = self.neck(feats)
         return self.head(feats)
@@ -148,6 +174,9 @@ def prepare_export(model: nn.Module, task: str, input_size: Sequence[int],
     check_task(model, task)
     check_input_size(tuple(input_size))
     check_eval_mode(model)
+    timm_net = timm_network(model, task)
+    if timm_net is not None:
+        return _prepare_timm_export(timm_net, norm, dilated_as_dense, mean_in_graph)
     backbone = copy.deepcopy(model.backbone).eval()
     if not backbone.deploy:
         backbone.switch_to_deploy()
@@ -164,11 +193,32 @@ def prepare_export(model: nn.Module, task: str, input_size: Sequence[int],
     return module
 
 
+def _prepare_timm_export(network: nn.Module, norm: InputNormalization, dilated_as_dense: bool,
+                         mean_in_graph: bool) -> ExportModule:
+    """A copy of a timm network folded by timm's reparameterisation, with ``1/std`` folded into
+    its first convolution (the numerical check after tracing confirms that it is the input conv)."""
+    from timm.models import reparameterize_model as timm_reparameterize
+    network = timm_reparameterize(copy.deepcopy(network).eval())
+    first = next((m for m in network.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None or first.in_channels != len(norm.std):
+        raise ExportError(f'{type(network).__name__}: no first convolution with '
+                          f'{len(norm.std)} input channels to fold the normalisation into')
+    with torch.no_grad():
+        first.weight.div_(first.weight.new_tensor(norm.std).reshape(1, -1, 1, 1))
+    if dilated_as_dense:
+        dilated_to_dense(network)
+    module = ExportModule(network, None, None, norm.mean if mean_in_graph else None).eval()
+    module.requires_grad_(False)
+    return module
+
+
 def reference_outputs(model: nn.Module, task: str, image: torch.Tensor,
                       norm: InputNormalization) -> List[torch.Tensor]:
     """What the PyTorch model itself gives for ``image`` (pixels), normalised as in training."""
     with torch.no_grad():
         x = norm.apply(image)
+        if task == 'classifier' and timm_network(model, task) is not None:
+            return [model(x, mode='tensor')]
         if task == 'classifier':
             return [model.head(model.extract_feat(x))]
         return list(model.backbone(x))
