@@ -159,3 +159,31 @@ def test_benchmark_times_a_repvit_config_in_both_forms():
     with torch.no_grad():
         torch.testing.assert_close(subject.forms['train'](x), model(x, mode='tensor'))
     assert max_relative_difference(subject.forms['train'], subject.forms['deploy'], x) < 1e-5
+
+
+@pytest.mark.slow
+def test_tools_test_evaluates_timm_weights_and_collect_results_reads_it(tmp_path):
+    """tools/test.py on a tiny ImageNet-layout set with a timm state dict whose classifiers
+    always answer class 2, then tools/collect_results.py on the work dir it wrote."""
+    import timm
+    from cls_helpers import PYTHON, make_imagenet, run_tool
+    make_imagenet(str(tmp_path / 'inet'), {'val': 2}, size=64)  # 4 classes x 2 images
+    state = timm.create_model('repvit_m0_9', pretrained=False).state_dict()
+    for key in state:
+        if key.startswith('head.') and key.endswith('.l.weight'):
+            state[key].zero_()
+        elif key.startswith('head.') and key.endswith('.l.bias'):
+            state[key].zero_()
+            state[key][2] = 10.
+    weights = str(tmp_path / 'repvit_m0_9_timm.pth')
+    torch.save(state, weights)
+    work_dir = str(tmp_path / 'repvit_m0_9_in1k')
+    test = run_tool([PYTHON, 'tools/test.py', CLS['m0_9'], weights, '--work-dir', work_dir,
+                     '--cfg-options', f'test_dataloader.dataset.data_root={tmp_path / "inet"}',
+                     'test_dataloader.batch_size=4', 'test_dataloader.num_workers=0'])
+    assert test.returncode == 0, test.stderr[-2000:]
+    assert 'accuracy/top1: 25.0000' in test.stdout + test.stderr  # 2 of the 8 images are class 2
+    collect = run_tool([PYTHON, 'tools/collect_results.py', work_dir])
+    assert collect.returncode == 0, collect.stderr
+    assert '| repvit_m0_9_in1k | Top 1 Accuracy | 25.0 | not stated in the paper |' in \
+        collect.stdout

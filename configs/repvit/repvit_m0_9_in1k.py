@@ -31,3 +31,7 @@ test_pipeline = [
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+val_cfg = dict()
+test_cfg = dict()
+# evaluation only: no training loop (the dataset base's training loader is dropped)
+train_dataloader = None
