@@ -16,14 +16,14 @@ def version() -> str:
 
 
 def ship_configs_and_tools() -> None:
-    """Copy configs/, tools/ and model-index.yml (what ``mim search`` reads) into
-    rapidnet_mm/.mim as OpenMMLab packages do.
+    """Copy configs/, tools/, model-index.yml (what ``mim search`` reads) and docs/ (the
+    metafiles' README links) into rapidnet_mm/.mim as OpenMMLab packages do.
 
     An editable install links them instead, so the installed package always sees the repository's
     files; a regular install (wheel) gets copies.
     """
     mim = osp.join(ROOT, 'rapidnet_mm', '.mim')
-    for name in ('configs', 'tools', 'model-index.yml'):
+    for name in ('configs', 'tools', 'model-index.yml', 'docs'):
         src, dst = osp.join(ROOT, name), osp.join(mim, name)
         if osp.islink(dst) or osp.isfile(dst):
             os.remove(dst)
@@ -50,7 +50,8 @@ if __name__ == '__main__':
         packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
         include_package_data=True,
         package_data={'rapidnet_mm': ['.mim/configs/**/*.py', '.mim/configs/**/*.yml',
-                                   '.mim/tools/*.py', '.mim/tools/*.sh', '.mim/model-index.yml']},
+                                   '.mim/tools/*.py', '.mim/tools/*.sh', '.mim/model-index.yml',
+                                   '.mim/docs/*.md']},
         # The exact, tested versions are in requirements/stack.txt; these are the ranges we need.
         install_requires=[
             'torch>=2.0',

@@ -99,3 +99,18 @@ def test_model_zoo_page_lists_every_config():
         text = f.read()
     missing = [c for c in all_configs() if c not in text]
     assert not missing
+
+
+def test_the_installed_package_ships_the_index_for_mim():
+    """`mim search` reads <package>/.mim/model-index.yml; setup.py links (editable install) or
+    copies it there with configs/ and docs/, so every Config and README path resolves."""
+    import rapidnet_mm
+    mim = osp.join(osp.dirname(rapidnet_mm.__file__), '.mim')
+    models = collect_results.load_model_index(mim)
+    assert len(models) == len(all_configs())
+    for model in models.values():
+        assert osp.isfile(osp.join(mim, model['Config']))
+    for rel in metafiles():
+        with open(osp.join(mim, rel)) as f:
+            for collection in yaml.safe_load(f)['Collections']:
+                assert osp.isfile(osp.join(mim, collection['README']))
