@@ -7,7 +7,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
 from cls_helpers import PYTHON, ROOT, run_tool
@@ -30,8 +30,8 @@ get_flops = _get_flops()
 @functools.lru_cache(maxsize=None)  # each config is built once per session
 def build(config: str):
     cfg = Config.fromfile(osp.join(ROOT, config))
-    init_default_scope(cfg.default_scope)
-    return cfg, MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return cfg, MODELS.build(cfg.model)
 
 
 def test_every_config_is_found():

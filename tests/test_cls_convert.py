@@ -9,7 +9,7 @@ import pickle
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
@@ -25,8 +25,8 @@ TOL = dict(rtol=1e-3, atol=5e-3)
 
 def config_model(arch):
     cfg = Config.fromfile(osp.join(ROOT, f'configs/cls/rapidnet_{arch}_in1k.py'))
-    init_default_scope(cfg.default_scope)
-    return MODELS.build(cfg.model).eval()
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return MODELS.build(cfg.model).eval()
 
 
 def originals(arch):

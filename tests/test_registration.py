@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import torch
 from mmengine.config import Config
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 
 from rapidnet_mm import ARCH_SETTINGS, registered
@@ -27,7 +27,6 @@ def write_config(tmp_path, base: str, model: str) -> Config:
 
 
 def build(cfg: Config):
-    init_default_scope(cfg.default_scope)
     import_modules_from_strings(**cfg.custom_imports)
     if cfg.default_scope == 'mmdet':
         from mmdet.registry import MODELS
@@ -35,7 +34,9 @@ def build(cfg: Config):
         from mmseg.registry import MODELS
     else:
         from mmpretrain.registry import MODELS
-    return MODELS.build(cfg.model)
+    # a scope for this build only: a process-wide default would leak into later tests
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        return MODELS.build(cfg.model)
 
 
 def test_registered_everywhere():

@@ -60,11 +60,11 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
     Returns:
         The model, on CPU, in eval mode.
     """
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
-    init_default_scope(cfg.default_scope)
     # building can edit the config it is given (mmpretrain's batch augments do): use a copy
-    model = model_registry(cfg.default_scope).build(copy.deepcopy(cfg.model))
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = model_registry(cfg.default_scope).build(copy.deepcopy(cfg.model))
     if checkpoint is not None:
         if not osp.isfile(checkpoint):
             raise ConfigError(f'checkpoint not found: {checkpoint}')
