@@ -1,6 +1,8 @@
 import os
 import sys
 
+import pytest
+
 # On a loaded machine torch's OpenMP threads spin while waiting and steal the cores from each
 # other (and from the subprocesses some tests start): measured 28-49 s per Mask R-CNN step
 # against 6.5-7.8 s with passive waiting. Must be set before torch is imported.
@@ -8,3 +10,19 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 # tests import helpers that live beside them (original_layout.py)
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+@pytest.fixture(autouse=True)
+def isolated_default_scope():
+    """Each test starts with the registry scope the session started with (none).
+
+    A Runner or init_default_scope in one test would otherwise stay the process-wide default and
+    decide which registry later tests build from (an 'mmengine' scope left by a Runner made
+    mmpretrain's ImageClassifier fail to find ClsDataPreprocessor). mmengine has no public way to
+    drop a DefaultScope, so the manager's instance table is restored.
+    """
+    from mmengine.registry import DefaultScope
+    saved = DefaultScope._instance_dict.copy()
+    yield
+    DefaultScope._instance_dict.clear()
+    DefaultScope._instance_dict.update(saved)

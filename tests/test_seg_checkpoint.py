@@ -182,3 +182,14 @@ def test_matches_only_segmentors(ti_checkpoint):
 def test_options_are_refused(ti_checkpoint):
     with pytest.raises(ValueError, match="segmentation checkpoint: \\['weights'\\]"):
         convert_checkpoint(ti_checkpoint, weights='raw')
+
+
+def test_expected_state_builds_in_mmseg_whatever_the_current_scope():
+    """A Runner of another library (here mmengine's own scope) may be the process default."""
+    from mmengine.registry import DefaultScope
+
+    from rapidnet_mm.checkpoints.segmentation import expected_state
+    with DefaultScope.overwrite_default_scope('mmengine'):
+        shapes = expected_state('ti', 256, 128, 150)
+    assert shapes['decode_head.conv_seg.weight'] == (150, 128, 1, 1)
+    assert shapes['backbone.stem.conv1.conv.weight'] == (16, 3, 3, 3)

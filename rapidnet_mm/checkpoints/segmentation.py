@@ -48,19 +48,22 @@ def expected_state(arch: str, neck_channels: int, head_channels: int,
                    num_classes: int) -> Dict[str, torch.Size]:
     """Key -> shape of the Semantic FPN that ``configs/seg/fpn_rapidnet_{arch}_ade20k.py`` builds,
     with the neck/head widths and class count found in the checkpoint."""
+    from mmengine.registry import DefaultScope
     from mmseg.models import EncoderDecoder
 
     from ..models.rapidnet import ARCH_SETTINGS
     norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN has the same parameter names
-    model = EncoderDecoder(
-        backbone=dict(type='RapidNet', arch=arch, norm_cfg=norm_cfg),
-        neck=dict(type='FPN', in_channels=list(ARCH_SETTINGS[arch]['channels']),
-                  out_channels=neck_channels, num_outs=4),
-        decode_head=dict(type='FPNHead', in_channels=[neck_channels] * 4, in_index=[0, 1, 2, 3],
-                         feature_strides=[4, 8, 16, 32], channels=head_channels,
-                         dropout_ratio=0.1, num_classes=num_classes, norm_cfg=norm_cfg,
-                         align_corners=False,
-                         loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False)))
+    # mmseg's registry whatever scope is current (e.g. a Runner's 'mmengine' in this process)
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = EncoderDecoder(
+            backbone=dict(type='RapidNet', arch=arch, norm_cfg=norm_cfg),
+            neck=dict(type='FPN', in_channels=list(ARCH_SETTINGS[arch]['channels']),
+                      out_channels=neck_channels, num_outs=4),
+            decode_head=dict(type='FPNHead', in_channels=[neck_channels] * 4,
+                             in_index=[0, 1, 2, 3], feature_strides=[4, 8, 16, 32],
+                             channels=head_channels, dropout_ratio=0.1,
+                             num_classes=num_classes, norm_cfg=norm_cfg, align_corners=False,
+                             loss_decode=dict(type='CrossEntropyLoss', use_sigmoid=False)))
     return {k: v.shape for k, v in model.state_dict().items()}
 
 
