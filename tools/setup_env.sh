@@ -3,7 +3,8 @@
 # (requirements/stack.txt), mmcv 2.1.0 with its compiled ops, and rapidnet_mm in editable mode.
 #
 # Idempotent: a second run checks what is installed and returns in seconds.
-# The first run builds mmcv from source (about 30 minutes on 2 cores); the built wheel is cached
+# The first run builds mmcv from source (10.5 min measured on 2 idle cores, up to ~35 on loaded
+# ones); the built wheel is cached
 # under $RAPIDNET_MM_CACHE (default ~/.cache/rapidnet_mm), keyed by mmcv version, torch version,
 # device (cpu/cuda) and compiler flags, so later set-ups (and CI on the same machine) reuse it.
 #
@@ -129,7 +130,7 @@ build_mmcv() {
 if ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
   step "3/5 mmcv ${MMCV_VERSION}: using the cached wheel in $WHEEL_DIR"
 else
-  step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (about 30 min on 2 cores)"
+  step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (10-35 min on 2 cores)"
   build_mmcv
 fi
 "$VPY" -m pip install --quiet "$WHEEL_DIR"/mmcv-*.whl
