@@ -10,6 +10,8 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from .common import match_rules
+
 Tensor = torch.Tensor
 
 # (pattern on the authors' key, our key template). Block-internal names; order matters only
@@ -62,24 +64,16 @@ _HEAD = [
 _BLOCK_KEY = re.compile(r'backbone\.(\d+)\.(\d+)\.(.+)')
 
 
-def _match(rules: List[Tuple[str, str]], key: str) -> Optional[str]:
-    for pattern, template in rules:
-        m = re.fullmatch(pattern, key)
-        if m:
-            return m.expand(template)
-    return None
-
-
 def map_backbone_key(key: str) -> Optional[str]:
     """Our name (relative to the backbone) for an authors' backbone key, or None."""
-    mapped = _match(_STEM, key)
+    mapped = match_rules(_STEM, key)
     if mapped is not None:
         return mapped
     m = _BLOCK_KEY.fullmatch(key)
     if m is None:
         return None
     stage, block, rest = m.groups()
-    inner = _match(_BLOCK, rest)
+    inner = match_rules(_BLOCK, rest)
     if inner is None:
         return None
     return f'stages.{stage}.{block}.{inner}'
@@ -87,7 +81,7 @@ def map_backbone_key(key: str) -> Optional[str]:
 
 def map_head_key(key: str) -> Optional[str]:
     """Our name (relative to ``RapidNetClsHead``) for an authors' head key, or None."""
-    return _match(_HEAD, key)
+    return match_rules(_HEAD, key)
 
 
 def unfold_positional_encoding(weight: Tensor) -> Tensor:

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 import torch
 
 from .backbone import convert_original_state
-from .common import CheckpointLayoutError, Conversion, detect_arch
+from .common import CheckpointLayoutError, Conversion, check_complete, detect_arch
 
 WEIGHTS = {'ema': 'state_dict_ema', 'raw': 'state_dict'}
 # Other entries of the authors' training file that carry no weights.
@@ -79,21 +79,6 @@ def expected_state(arch: str, num_classes: int, distillation: bool) -> Dict[str,
             head=dict(type='RapidNetClsHead', arch=arch, num_classes=num_classes,
                       distillation=distillation))
     return {k: v.shape for k, v in model.state_dict().items()}
-
-
-def check_complete(state: Dict[str, torch.Tensor], expected: Dict[str, torch.Size],
-                   arch: str) -> None:
-    """Raise CheckpointLayoutError unless ``state`` has exactly the keys and shapes expected."""
-    missing = sorted(set(expected) - set(state))
-    if missing:
-        raise CheckpointLayoutError(f'the checkpoint lacks tensors of RapidNet-{arch}', missing)
-    unexpected = sorted(set(state) - set(expected))
-    if unexpected:
-        raise CheckpointLayoutError(f'tensors RapidNet-{arch} does not have', unexpected)
-    wrong = [f'{k}: {tuple(v.shape)} != {tuple(expected[k])}' for k, v in state.items()
-             if v.shape != expected[k]]
-    if wrong:
-        raise CheckpointLayoutError(f'tensor shapes that do not fit RapidNet-{arch}', wrong)
 
 
 def convert(ckpt: dict, weights: str = 'ema') -> Conversion:

@@ -4,8 +4,9 @@ A format module (``classification.py``, ``detection.py``, ``segmentation.py``) p
 ``matches(ckpt: dict) -> bool`` (is this file in my layout?) and
 ``convert(ckpt: dict, **options) -> Conversion``; ``tools/convert_official.py`` tries them in turn.
 """
+import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -22,6 +23,31 @@ class CheckpointLayoutError(ValueError):
             message = f'{message} ({len(keys)} keys):\n  {shown}{more}'
         super().__init__(message)
         self.keys = list(keys or [])
+
+
+def match_rules(rules: Sequence[Tuple[str, str]], key: str) -> Optional[str]:
+    """The template of the first ``(pattern, template)`` rule whose pattern matches all of
+    ``key``, expanded with its groups; None when no rule fits."""
+    for pattern, template in rules:
+        m = re.fullmatch(pattern, key)
+        if m:
+            return m.expand(template)
+    return None
+
+
+def check_complete(state: Dict[str, torch.Tensor], expected: Dict[str, torch.Size],
+                   arch: str) -> None:
+    """Raise CheckpointLayoutError unless ``state`` has exactly the keys and shapes expected."""
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise CheckpointLayoutError(f'the checkpoint lacks tensors of RapidNet-{arch}', missing)
+    unexpected = sorted(set(state) - set(expected))
+    if unexpected:
+        raise CheckpointLayoutError(f'tensors RapidNet-{arch} does not have', unexpected)
+    wrong = [f'{k}: {tuple(v.shape)} != {tuple(expected[k])}' for k, v in state.items()
+             if v.shape != expected[k]]
+    if wrong:
+        raise CheckpointLayoutError(f'tensor shapes that do not fit RapidNet-{arch}', wrong)
 
 
 @dataclass

@@ -8,13 +8,12 @@ survived unchanged (including ``rpn_head.rpn_conv`` for the single-conv RPN head
 below are identities, kept as an explicit list so that any key outside it is reported instead of
 being carried over unchecked.
 """
-import re
 from typing import Dict, List, Optional
 
 import torch
 
 from .backbone import convert_original_state
-from .common import CheckpointLayoutError, Conversion, detect_arch
+from .common import CheckpointLayoutError, Conversion, detect_arch, match_rules
 
 # (mmdet 2.28 key pattern, mmdet 3.x key template) for everything but the backbone.
 NECK_AND_HEAD_RULES = [
@@ -38,11 +37,7 @@ DETECTOR_PREFIXES = ('rpn_head.', 'roi_head.')
 
 def map_neck_or_head_key(key: str) -> Optional[str]:
     """The mmdet 3.x name of an mmdet 2.28 Mask R-CNN neck/head key, or None."""
-    for pattern, template in NECK_AND_HEAD_RULES:
-        m = re.fullmatch(pattern, key)
-        if m:
-            return m.expand(template)
-    return None
+    return match_rules(NECK_AND_HEAD_RULES, key)
 
 
 def matches(ckpt: dict) -> bool:

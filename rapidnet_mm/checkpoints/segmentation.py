@@ -15,8 +15,7 @@ from typing import Dict, List
 import torch
 
 from .backbone import convert_original_state
-from .classification import check_complete
-from .common import CheckpointLayoutError, Conversion, detect_arch
+from .common import CheckpointLayoutError, Conversion, check_complete, detect_arch
 
 # Every neck/head key an mmseg 0.30 Semantic FPN has; each is also its mmseg 1.x name.
 _BN = r'(weight|bias|running_mean|running_var|num_batches_tracked)'
