@@ -183,6 +183,7 @@ def _assert_deploy_equal(model: nn.Module, x: torch.Tensor) -> nn.Module:
         ref = model(x)
         model.switch_to_deploy()
         out = model(x)
+    assert not any(m.training for m in model.modules())  # new convs take the eval mode
     for r, o in zip(ref, out):
         scale = r.abs().max()
         assert scale > 1e-3  # a real signal, not all zeros

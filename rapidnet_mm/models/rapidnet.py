@@ -492,10 +492,12 @@ class RapidNet(BaseBackbone):
 
     def switch_to_deploy(self) -> None:
         """Fold every BatchNorm, layer scale and positional-encoding identity into the
-        convolutions, in place (mmpretrain's name for reparameterisation)."""
+        convolutions, in place (mmpretrain's name for reparameterisation). The backbone keeps
+        its train/eval mode; the new convolutions take it too."""
         for module in [self.stem] + [m for stage in self.stages for m in stage]:
             module.reparameterize()
         self.deploy = True
+        self.train(self.training)
 
     def reparameterize(self) -> None:
         """Alias of :meth:`switch_to_deploy`."""
