@@ -28,23 +28,32 @@ def test_peers_are_the_papers_comparisons_with_cited_accuracies():
 
 
 @pytest.mark.slow
-def test_tool_times_both_forms_and_writes_table_and_chart(tmp_path, capsys):
+def test_tool_times_both_forms_and_runtimes_and_writes_table_and_chart(tmp_path, capsys):
     table, chart = tmp_path / 'table.md', tmp_path / 'chart.png'
     argv = [config_path('cls', 'rapidnet_ti_in1k.py'), '--peers', 'fastvit_t8', '--runs', '2',
             '--warmup', '0', '--batch-size', '2', '--input-size', '64', '64', '--threads', '1',
-            '--out', str(table), '--plot', str(chart)]
+            '--runtime', 'eager', 'torchscript', '--out', str(table), '--plot', str(chart)]
     assert tool.main(argv) == 0
     out = capsys.readouterr().out
-    rows = [r for r in table.read_text().splitlines() if r.startswith('| RapidNet-Ti')
-            or r.startswith('| FastViT-T8')]
-    assert len(rows) == 4  # two models x two forms
-    train_ti = rows[0].split(' | ')
-    assert train_ti[3] == '6.63'  # the training-form classifier: 6,627,840 parameters
-    deploy_ti = rows[1].split(' | ')
-    assert float(deploy_ti[7]) < 1e-5  # deploy outputs equal the training form's
-    assert '76.3' in rows[1] and '77.2' in rows[3]
-    assert 'RapidNet-Ti: deploy form' in out and 'target 1.5x' in out
+    rows = [r.split(' | ') for r in table.read_text().splitlines()
+            if r.startswith('| RapidNet-Ti') or r.startswith('| FastViT-T8')]
+    labels = ['train', 'deploy', 'train+torchscript', 'deploy+torchscript']
+    assert [r[2] for r in rows] == labels * 2  # two models x two forms x two runtimes
+    assert rows[0][3] == '6.63'  # the training-form classifier: 6,627,840 parameters
+    assert rows[1][3] == '6.07'  # folded: BatchNorms, layer scales and the second classifier
+    assert rows[0][6] == '' and all(r[6].endswith('x') for r in rows[1:4])  # speed-ups
+    assert all(float(r[7]) < 1e-5 for r in rows[1:4])  # every form equals the training form
+    assert '76.3' in rows[3][8] and '77.2' in rows[7][8]
+    assert 'RapidNet-Ti: deploy form (eager)' in out and 'target 1.5x' in out
+    assert 'RapidNet-Ti: deploy form (torchscript)' in out
+    assert 'reparameterisation alone under torchscript' in out
     assert chart.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+
+
+def test_tool_refuses_amp_with_torchscript(capsys):
+    argv = ['--peers', 'none', '--amp', '--runtime', 'torchscript']
+    assert tool.main(argv) == 2
+    assert '--amp with the torchscript runtime is not supported' in capsys.readouterr().err
 
 
 def test_tool_refuses_cuda_without_gpu_and_unknown_peer(capsys):

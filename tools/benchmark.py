@@ -2,11 +2,12 @@
 deploy form.
 
 Usage: python tools/benchmark.py [CONFIG ...] [--peers NAME ...|none] [--device cpu|cuda]
-       [--batch-size N] [--input-size H W] [--amp] [--channels-last] [--compile]
+       [--batch-size N] [--input-size H W] [--amp] [--channels-last]
+       [--runtime eager|torchscript|inductor ...] [--forms train deploy]
        [--warmup W] [--runs R] [--threads T] [--out table.md] [--plot chart.png]
 
 Without CONFIGs the four configs/cls/rapidnet_*_in1k.py are timed. Weights are random (speed does
-not depend on them); the deploy form's outputs are compared with the training form's.
+not depend on them); every form's outputs are compared with the eager training form's.
 """
 import argparse
 import os.path as osp
@@ -16,10 +17,10 @@ from typing import List
 import torch
 
 from rapidnet_mm.deploy.benchmark import (PEERS, RAPIDNET_ACCURACY, Settings, Subject,
-                                          config_subject, make_input, max_relative_difference,
-                                          measure, peer_subject)
+                                          config_subject, label, measure, peer_subject)
 from rapidnet_mm.deploy.model_io import build_model, load_model_config
 from rapidnet_mm.deploy.cli import run_tool
+from rapidnet_mm.deploy.runtime import RUNTIMES, RuntimeSetupError
 from rapidnet_mm.runner import ConfigError
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -43,7 +44,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--amp', action='store_true',
                         help='autocast (bfloat16 on CPU, float16 on CUDA)')
     parser.add_argument('--channels-last', action='store_true')
-    parser.add_argument('--compile', action='store_true', help='torch.compile every form')
+    parser.add_argument('--runtime', nargs='+', default=['eager'], choices=RUNTIMES,
+                        help='one or more runtimes to time every form under (default eager): '
+                        'torchscript = traced, frozen and optimize_for_inference; inductor = '
+                        'torch.compile with freezing')
     parser.add_argument('--warmup', type=int, default=10, help='untimed runs first (10)')
     parser.add_argument('--runs', type=int, default=50,
                         help='timed runs at batch 1 (50); a fifth of them (at least 5) for the '
@@ -95,28 +99,52 @@ def table(subjects: List[Subject], batch: int, settings: Settings, forms: List[s
     head = ['model', 'what', 'form', 'params (M)', 'latency b1 ms, median [IQR]']
     if batch:
         head.append(f'throughput b{batch} img/s')
-    head += ['deploy speed-up b1', 'max rel. diff vs train', 'top-1 (source)']
+    head += ['speed-up b1 vs train', 'max rel. diff vs train', 'top-1 (source)']
     rows = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
+    labels = [label(f, r) for r in settings.runtimes for f in forms]
     for s in subjects:
-        for form in forms:
-            t1 = s.results[1][form]
-            cells = [s.name, s.what, form, f'{s.params[form] / 1e6:.2f}', t1.format()]
+        reference = s.results[1].get('train')
+        for name in labels:
+            form = name.split('+')[0]
+            t1 = s.results[1][name]
+            cells = [s.name, s.what, name, f'{s.params[form] / 1e6:.2f}', t1.format()]
             if batch:
-                tb = s.results[batch][form]
-                cells.append(f'{batch / tb.median_ms * 1e3:.1f}')
-            speedup = (s.results[1]['train'].median_ms / t1.median_ms
-                       if form == 'deploy' and 'train' in s.results[1] else None)
-            cells.append(f'{speedup:.2f}x' if speedup else '')
-            cells.append(f'{s.max_rel_diff:.1e}' if form == 'deploy' and s.max_rel_diff
-                         is not None else '')
+                cells.append(f'{batch / s.results[batch][name].median_ms * 1e3:.1f}')
+            cells.append(f'{reference.median_ms / t1.median_ms:.2f}x'
+                         if reference and name != 'train' else '')
+            cells.append(f'{s.diffs[name]:.1e}' if name != 'train' else '')
             acc = s.accuracy
-            cells.append(f'{acc.top1} ({acc.source})' if acc and form == forms[-1] else '')
+            cells.append(f'{acc.top1} ({acc.source})' if acc and name == labels[-1] else '')
             rows.append('| ' + ' | '.join(cells) + ' |')
-    flags = (('AMP', settings.amp), ('channels_last', settings.channels_last),
-             ('torch.compile', settings.compile))
+    flags = (('AMP', settings.amp), ('channels_last', settings.channels_last))
     mode = ', '.join(k for k, v in flags if v) or 'fp32'
     return '\n'.join(rows) + (f'\n\n{settings.device}, {torch.get_num_threads()} threads, {mode}; '
-                              f'{settings.warmup} warm-up + {settings.runs} timed runs at batch 1')
+                              f'{settings.warmup} warm-up + {settings.runs} timed runs at batch 1; '
+                              'speed-ups relative to the eager training form')
+
+
+def verdicts(subjects: List[Subject], settings: Settings) -> List[str]:
+    """For each RapidNet: each deploy runtime's speed-up over the eager training form (the
+    issue's target) and what reparameterisation alone gives under that runtime."""
+    lines = []
+    for s in subjects:
+        res = s.results[1]
+        if not s.name.startswith('RapidNet') or 'train' not in res:
+            continue
+        for runtime in settings.runtimes:
+            deploy, train = label('deploy', runtime), label('train', runtime)
+            if deploy not in res:
+                continue
+            r = res['train'].median_ms / res[deploy].median_ms
+            verdict = 'met' if r >= TARGET_SPEEDUP else 'not met'
+            line = (f'{s.name}: deploy form ({runtime}) {r:.2f}x the eager training form at '
+                    f'batch 1 (target {TARGET_SPEEDUP}x: {verdict}), outputs equal to '
+                    f'{s.diffs[deploy]:.1e} of their scale')
+            if runtime != 'eager' and train in res:
+                line += (f'; reparameterisation alone under {runtime}: '
+                         f'{res[train].median_ms / res[deploy].median_ms:.2f}x')
+            lines.append(line)
+    return lines
 
 
 def plot(subjects: List[Subject], path: str, form: str) -> int:
@@ -145,8 +173,9 @@ def main(argv=None) -> int:
         check_args(args)
         if args.threads:
             torch.set_num_threads(args.threads)
-        settings = Settings(args.device, args.amp, args.channels_last, args.compile,
+        settings = Settings(args.device, args.amp, args.channels_last, tuple(args.runtime),
                             args.warmup, args.runs)
+        settings.check()
         batches = [1] + ([args.batch_size] if args.batch_size else [])
         subjects = []
         for config in args.configs:
@@ -160,33 +189,22 @@ def main(argv=None) -> int:
                 subject.accuracy = RAPIDNET_ACCURACY[arch]
             subjects.append(subject)
         subjects += [peer_subject(p) for p in args.peers]
-        for subject in subjects:
-            subject.max_rel_diff = max_relative_difference(
-                subject.forms['train'], subject.forms['deploy'],
-                make_input(1, args.input_size, Settings()))
-            subject.forms = {f: m for f, m in subject.forms.items() if f in args.forms}
         print(f'timing {len(subjects)} models ({", ".join(s.name for s in subjects)}), forms '
-              f'{list(args.forms)}, batches {batches}', flush=True)
-        measure(subjects, batches, args.input_size, settings,
+              f'{list(args.forms)}, runtimes {list(args.runtime)}, batches {batches}', flush=True)
+        measure(subjects, list(args.forms), batches, args.input_size, settings,
                 log=lambda m: print(m, flush=True))
         text = table(subjects, args.batch_size, settings, list(args.forms))
         print(text)
-        if set(args.forms) == {'train', 'deploy'}:
-            for s in subjects:
-                if s.name.startswith('RapidNet'):
-                    r = s.results[1]['train'].median_ms / s.results[1]['deploy'].median_ms
-                    verdict = 'met' if r >= TARGET_SPEEDUP else 'not met'
-                    print(f'{s.name}: deploy form {r:.2f}x the training form at batch 1 '
-                          f'(target {TARGET_SPEEDUP}x: {verdict}), outputs equal to '
-                          f'{s.max_rel_diff:.1e} of their scale')
+        for line in verdicts(subjects, settings):
+            print(line)
         if args.out:
             with open(args.out, 'w') as f:
                 f.write(text + '\n')
             print(f'wrote {args.out}')
         if args.plot:
-            n = plot(subjects, args.plot, args.forms[-1])
+            n = plot(subjects, args.plot, label(args.forms[-1], args.runtime[-1]))
             print(f'wrote {args.plot} ({n} models with a published top-1; others left out)')
-    return run_tool(body, ValueError)
+    return run_tool(body, ValueError, RuntimeSetupError)
 
 
 if __name__ == '__main__':

@@ -9,13 +9,14 @@ import copy
 import statistics
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
 from ..models import RapidNetClsHead
 from .reparameterize import fold_cls_head, rapidnet_modules, reparameterize_model
+from .runtime import RUNTIMES, RuntimeSetupError, build_runtime
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ class Subject:
     forms: Dict[str, nn.Module]
     params: Dict[str, int]
     accuracy: Optional[Accuracy] = None
-    max_rel_diff: Optional[float] = None
-    results: Dict[str, Dict[str, Timing]] = field(default_factory=dict)
+    diffs: Dict[str, float] = field(default_factory=dict)
+    results: Dict[int, Dict[str, Timing]] = field(default_factory=dict)
 
 
 class ClassifierForward(nn.Module):
@@ -181,29 +182,39 @@ def flatten(outputs) -> List[torch.Tensor]:
     return [t for o in outputs for t in flatten(o)]
 
 
-def max_relative_difference(a: nn.Module, b: nn.Module, x: torch.Tensor) -> float:
-    """Largest |a(x) - b(x)| relative to the largest |a(x)|, over all outputs (FP32)."""
-    with torch.no_grad():
-        ref, got = flatten(a(x)), flatten(b(x))
-    return max((r - g).abs().max().item() / max(r.abs().max().item(), 1e-12)
-               for r, g in zip(ref, got))
-
-
 @dataclass
 class Settings:
     device: str = 'cpu'
     amp: bool = False
     channels_last: bool = False
-    compile: bool = False
+    runtimes: Tuple[str, ...] = ('eager', )
     warmup: int = 10
     runs: int = 50
 
+    def check(self) -> None:
+        unknown = [r for r in self.runtimes if r not in RUNTIMES]
+        if unknown or not self.runtimes:
+            raise RuntimeSetupError(f'runtimes {list(self.runtimes)}: choose one or more of '
+                                    f'{RUNTIMES}')
+        if self.amp and 'torchscript' in self.runtimes:
+            raise RuntimeSetupError('--amp with the torchscript runtime is not supported (a '
+                                    'frozen trace would bake the autocast casts of one device '
+                                    'in); time AMP with --runtime eager or inductor')
 
-def prepare(module: nn.Module, settings: Settings) -> Callable[[torch.Tensor], object]:
-    module = module.to(settings.device)
+
+def label(form: str, runtime: str) -> str:
+    """Table label of a form under a runtime: 'deploy', 'deploy+torchscript', ..."""
+    return form if runtime == 'eager' else f'{form}+{runtime}'
+
+
+def prepare(module: nn.Module, settings: Settings, runtime: str,
+            example: torch.Tensor) -> Callable[[torch.Tensor], object]:
+    """``module`` on the settings' device and memory format, under ``runtime`` (built for inputs
+    like ``example``), called in inference mode (and autocast with ``settings.amp``)."""
+    module = module.to(settings.device).eval()
     if settings.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    fn = torch.compile(module) if settings.compile else module
+    fn = build_runtime(module, runtime, example)
     device_type = 'cuda' if settings.device.startswith('cuda') else 'cpu'
     amp_dtype = torch.float16 if device_type == 'cuda' else torch.bfloat16
 
@@ -220,22 +231,44 @@ def make_input(batch: int, input_size: Sequence[int], settings: Settings) -> tor
     return x.to(memory_format=torch.channels_last) if settings.channels_last else x
 
 
-def measure(subjects: Sequence[Subject], batch_sizes: Sequence[int],
+def relative_difference(ref, got) -> float:
+    """Largest |ref - got| over all outputs, relative to the largest |ref|."""
+    return max((r.float() - g.float()).abs().max().item() / max(r.abs().max().item(), 1e-12)
+               for r, g in zip(flatten(ref), flatten(got)))
+
+
+def measure(subjects: Sequence[Subject], forms: Sequence[str], batch_sizes: Sequence[int],
             input_size: Sequence[int], settings: Settings,
             log: Callable[[str], None] = print) -> None:
-    """Time every form of every subject at each batch size, in place (``subject.results``).
+    """Time ``forms`` of every subject under every runtime at each batch size, in place
+    (``subject.results[batch][label]``; at batch 1 also ``subject.diffs[label]``, the output
+    difference from the eager training form under the same settings).
 
-    All models and forms are interleaved in one loop, so that load from other processes that
-    comes and goes during the run affects every entry alike and the models stay comparable.
+    All models, forms and runtimes are interleaved in one loop, so that load from other
+    processes that comes and goes during the run affects every entry alike.
     """
+    settings.check()
     sync = torch.cuda.synchronize if settings.device.startswith('cuda') else (lambda: None)
-    runners = {(i, form): prepare(m, settings)
-               for i, s in enumerate(subjects) for form, m in s.forms.items()}
     for batch in batch_sizes:
         x = make_input(batch, input_size, settings)
+        runners = {}
+        for i, s in enumerate(subjects):
+            if batch == 1:
+                ref = prepare(s.forms['train'], settings, 'eager', x)(x)
+            for runtime in settings.runtimes:
+                for form in forms:
+                    start = time.perf_counter()
+                    runner = prepare(s.forms[form], settings, runtime, x)
+                    out = runner(x)  # compiles (inductor) before the timed rounds
+                    if runtime != 'eager':
+                        log(f'  {s.name} {label(form, runtime)}: ready in '
+                            f'{time.perf_counter() - start:.1f} s')
+                    if batch == 1:
+                        s.diffs[label(form, runtime)] = relative_difference(ref, out)
+                    runners[(i, label(form, runtime))] = runner
         runs = settings.runs if batch == 1 else max(5, settings.runs // 5)
         log(f'batch {batch}: {len(runners)} model forms interleaved, {settings.warmup} warm-up '
             f'and {runs} timed rounds ...')
         fns = {key: (lambda r=r: r(x)) for key, r in runners.items()}
-        for (i, form), timing in time_interleaved(fns, settings.warmup, runs, sync).items():
-            subjects[i].results.setdefault(batch, {})[form] = timing
+        for (i, name), timing in time_interleaved(fns, settings.warmup, runs, sync).items():
+            subjects[i].results.setdefault(batch, {})[name] = timing

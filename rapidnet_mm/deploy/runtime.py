@@ -1,0 +1,77 @@
+"""Inference runtimes for an eval-mode PyTorch model (usually the reparameterised one).
+
+- ``eager``: the module as it is.
+- ``torchscript``: traced and frozen (weights become constants, so BatchNorm and constant
+  multiplies fold into the convolutions), then ``torch.jit.optimize_for_inference``, which on CPU
+  prepacks the convolution weights for oneDNN (MKLDNN) once instead of at every call. The frozen
+  module is what ``tools/export_torchscript.py`` saves; the oneDNN step is done after loading,
+  because its prepacked constants cannot be serialised.
+- ``inductor``: ``torch.compile`` with inductor's ``freezing`` option (the same constant folding
+  and weight prepacking, plus generated kernels for elementwise chains); compiles at the first
+  call and leaves no file.
+
+None of them changes the arithmetic beyond float rounding; the benchmark and the export tool
+check that.
+"""
+import warnings
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+RUNTIMES = ('eager', 'torchscript', 'inductor')
+
+
+class RuntimeSetupError(ValueError):
+    """A module or setting a runtime cannot take; raised before any tracing or compiling."""
+
+
+def _check_eval(module: nn.Module, runtime: str) -> None:
+    training = [name or type(module).__name__ for name, m in module.named_modules() if m.training]
+    if training:
+        raise RuntimeSetupError(f'{runtime} needs an eval-mode module, but {len(training)} '
+                                f'submodules are in training mode ({", ".join(training[:3])}, ...)'
+                                '; call .eval() first')
+
+
+def freeze_torchscript(module: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+    """Trace ``module`` on ``example`` and freeze it (portable: any device, no oneDNN yet).
+
+    Raises:
+        RuntimeSetupError: the module is not in eval mode.
+    """
+    _check_eval(module, 'torchscript')
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracer warnings about Python values in timm models' shape arithmetic; the outputs are
+        # checked against the eager module by every caller.
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)
+        return torch.jit.freeze(torch.jit.trace(module, example))
+
+
+def optimize_torchscript(frozen: torch.jit.ScriptModule) -> torch.jit.ScriptModule:
+    """``torch.jit.optimize_for_inference`` (oneDNN weight prepacking on CPU); not savable."""
+    with torch.no_grad():
+        return torch.jit.optimize_for_inference(frozen)
+
+
+def load_torchscript(path: str, optimize: bool = True) -> torch.jit.ScriptModule:
+    """Load a module written by ``tools/export_torchscript.py`` on CPU, optimised for inference
+    unless ``optimize`` is False."""
+    module = torch.jit.load(path, map_location='cpu')
+    return optimize_torchscript(module) if optimize else module
+
+
+def build_runtime(module: nn.Module, runtime: str, example: torch.Tensor) -> Callable:
+    """``module`` ready to run under ``runtime`` at inputs shaped like ``example``.
+
+    Raises:
+        RuntimeSetupError: an unknown runtime or a module in training mode.
+    """
+    if runtime not in RUNTIMES:
+        raise RuntimeSetupError(f'unknown runtime {runtime!r}; choose from {RUNTIMES}')
+    if runtime == 'eager':
+        return module
+    if runtime == 'torchscript':
+        return optimize_torchscript(freeze_torchscript(module, example))
+    _check_eval(module, runtime)
+    return torch.compile(module, options={'freezing': True})
