@@ -10,6 +10,16 @@ from rapidnet_mm.models.layers import LayerScale
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
+# (config, task, extra tool arguments, output names) that the file exporters (ONNX,
+# TorchScript) are tested on: a classifier, and a detector backbone with --dilated-as-dense.
+FILE_EXPORT_CASES = [
+    (('cls', 'rapidnet_ti_in1k.py'), 'classifier', ['--input-size', '96', '96'], ['logits']),
+    (('det', 'maskrcnn_rapidnet_s_coco.py'), 'backbone',
+     ['--input-size', '64', '96', '--dilated-as-dense'],
+     ['feat_s4', 'feat_s8', 'feat_s16', 'feat_s32']),
+]
+
+
 def config_path(*parts: str) -> str:
     return osp.join(REPO, 'configs', *parts)
 
@@ -43,3 +53,16 @@ def load_tool(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def export_with_tool(tool, tmp_path, config, task: str, extra: list, out_name: str):
+    """Build ``config``'s model with perturbed weights, save them, and export with ``tool``
+    (a tools/export_*.py module); returns the config, the model and the output path."""
+    from rapidnet_mm.deploy import build_model, load_model_config
+    cfg_path = config_path(*config)
+    cfg = load_model_config(cfg_path)
+    model = perturb(build_model(cfg))
+    ckpt = save_checkpoint(model, tmp_path / 'w.pth')
+    out = str(tmp_path / out_name)
+    assert tool.main([cfg_path, '--checkpoint', ckpt, '--task', task, '--out', out] + extra) == 0
+    return cfg, model, out

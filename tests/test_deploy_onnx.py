@@ -3,12 +3,11 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from deploy_helpers import config_path, load_tool, perturb, save_checkpoint
+from deploy_helpers import FILE_EXPORT_CASES, config_path, export_with_tool, load_tool
 
 ort = pytest.importorskip('onnxruntime')
 
-from rapidnet_mm.deploy import (build_model, input_normalization,  # noqa: E402
-                                load_model_config, reference_outputs)
+from rapidnet_mm.deploy import input_normalization, reference_outputs  # noqa: E402
 from rapidnet_mm.deploy.export_module import random_image  # noqa: E402
 from rapidnet_mm.deploy.onnx_export import run_onnxruntime  # noqa: E402
 
@@ -16,19 +15,9 @@ tool = load_tool('export_onnx')
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('config,task,extra,names', [
-    (('cls', 'rapidnet_ti_in1k.py'), 'classifier', ['--input-size', '96', '96'], ['logits']),
-    (('det', 'maskrcnn_rapidnet_s_coco.py'), 'backbone',
-     ['--input-size', '64', '96', '--dilated-as-dense'],
-     ['feat_s4', 'feat_s8', 'feat_s16', 'feat_s32']),
-])
+@pytest.mark.parametrize('config,task,extra,names', FILE_EXPORT_CASES)
 def test_onnxruntime_equals_pytorch(tmp_path, capsys, config, task, extra, names):
-    cfg_path = config_path(*config)
-    cfg = load_model_config(cfg_path)
-    model = perturb(build_model(cfg))
-    ckpt = save_checkpoint(model, tmp_path / 'w.pth')
-    out = str(tmp_path / 'model.onnx')
-    assert tool.main([cfg_path, '--checkpoint', ckpt, '--task', task, '--out', out] + extra) == 0
+    cfg, model, out = export_with_tool(tool, tmp_path, config, task, extra, 'model.onnx')
     assert 'onnxruntime vs PyTorch max |diff|' in capsys.readouterr().out
 
     session = ort.InferenceSession(out, providers=['CPUExecutionProvider'])

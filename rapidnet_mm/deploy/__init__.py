@@ -1,4 +1,5 @@
-"""Deployment: reparameterise, check, and export RapidNet models (Core ML, ONNX), and time them.
+"""Deployment: reparameterise, check, and export RapidNet models (Core ML, ONNX, TorchScript),
+run them under an inference runtime, and time them.
 
 Core ML and ONNX live in their own modules (``coreml``, ``onnx_export``) so that importing this
 package does not import coremltools or onnxruntime.
@@ -10,11 +11,12 @@ from .export_module import (TASKS, ExportError, ExportModule, Numerics, check_ev
 from .model_io import (InputNormalization, build_model, input_normalization,
                        load_model_config)
 from .reparameterize import FoldedClsHead, fold_cls_head, reparameterize_model
+from .runtime import RUNTIMES, RuntimeSetupError, build_runtime, load_torchscript
 
 __all__ = [
-    'TASKS', 'ExportError', 'ExportModule', 'FoldedClsHead', 'InputNormalization', 'Numerics',
-    'build_model', 'check_eval_mode', 'check_input_size', 'check_numerics', 'check_task',
-    'dense_equivalent', 'dilated_to_dense', 'fold_cls_head', 'input_normalization',
-    'load_model_config', 'output_names', 'prepare_export', 'psnr', 'reference_outputs',
-    'reparameterize_model'
+    'RUNTIMES', 'TASKS', 'ExportError', 'ExportModule', 'FoldedClsHead', 'InputNormalization',
+    'Numerics', 'RuntimeSetupError', 'build_model', 'build_runtime', 'check_eval_mode',
+    'check_input_size', 'check_numerics', 'check_task', 'dense_equivalent', 'dilated_to_dense',
+    'fold_cls_head', 'input_normalization', 'load_model_config', 'load_torchscript',
+    'output_names', 'prepare_export', 'psnr', 'reference_outputs', 'reparameterize_model'
 ]

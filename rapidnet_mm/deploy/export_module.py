@@ -11,7 +11,7 @@ the normalised image corresponds to the mean, not to zero, in pixel units.)
 import copy
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -286,6 +286,39 @@ def check_numerics(model: nn.Module, task: str, module: nn.Module, export_module
     max_abs = [(r - o).abs().max().item() for r, o in zip(ref, out)]
     rel = [a / max(r.abs().max().item(), 1e-12) for a, r in zip(max_abs, ref)]
     return Numerics(names, max_abs, rel, [psnr(r, o) for r, o in zip(ref, out16)])
+
+
+@dataclass
+class ExportedFileCheck:
+    """A written export file and how far its outputs, run by ``runner``, are from the PyTorch
+    model's, per output."""
+    path: str
+    runner: str
+    names: List[str]
+    max_abs: List[float]
+    rel: List[float]
+    params: int
+
+    def format(self) -> str:
+        return '\n'.join(f'  {n}: {self.runner} vs PyTorch max |diff| {a:.3g} ({r:.2g} of max '
+                         '|ref|)' for n, a, r in zip(self.names, self.max_abs, self.rel))
+
+
+def check_exported_file(path: str, runner: str, names: List[str], reference: Sequence,
+                        outputs: Sequence, params: int, log: Callable[[str], None],
+                        rel_tol: float) -> ExportedFileCheck:
+    """Compare an exported file's outputs with the reference, log the result, and raise
+    ExportError when any differs by more than ``rel_tol`` of the reference's largest magnitude."""
+    max_abs = [float(abs(torch.as_tensor(r) - torch.as_tensor(o)).max())
+               for r, o in zip(reference, outputs)]
+    rel = [a / max(float(torch.as_tensor(r).abs().max()), 1e-12)
+           for a, r in zip(max_abs, reference)]
+    result = ExportedFileCheck(path, runner, names, max_abs, rel, params)
+    log(f'saved {path}\n' + result.format())
+    if any(r > rel_tol for r in rel):
+        raise ExportError(f'{runner} does not reproduce the PyTorch model (relative difference '
+                          f'above {rel_tol}); see above')
+    return result
 
 
 def count_parameters(module: nn.Module) -> int:
