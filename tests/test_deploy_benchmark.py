@@ -63,3 +63,20 @@ def test_tool_refuses_cuda_without_gpu_and_unknown_peer(capsys):
         assert 'CUDA is not available' in capsys.readouterr().err
     assert tool.main(['--peers', 'resnet50']) == 2
     assert "unknown peers ['resnet50']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_tool_times_detector_and_segmentor_features_under_torchscript(tmp_path):
+    table = tmp_path / 'table.md'
+    argv = [config_path('det', 'maskrcnn_rapidnet_ti_coco.py'),
+            config_path('seg', 'fpn_rapidnet_ti_ade20k.py'), '--peers', 'none', '--runs', '1',
+            '--warmup', '0', '--batch-size', '0', '--input-size', '64', '64', '--threads', '1',
+            '--runtime', 'eager', 'torchscript', '--out', str(table)]
+    assert tool.main(argv) == 0
+    rows = [r.split(' | ') for r in table.read_text().splitlines() if r.startswith('| RapidNet')]
+    names = ['| RapidNet-Ti (maskrcnn_rapidnet_ti_coco)'] * 4 + [
+        '| RapidNet-Ti (fpn_rapidnet_ti_ade20k)'] * 4
+    assert [r[0] for r in rows] == names
+    assert {r[1] for r in rows} == {'backbone+neck'}
+    # backbone + FPN outputs of every form and runtime equal the eager training form's
+    assert all(float(r[6]) < 1e-5 for r in rows if r[2] != 'train')

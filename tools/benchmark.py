@@ -187,6 +187,8 @@ def main(argv=None) -> int:
             subject = config_subject(name, model)
             if subject.what == 'classifier' and arch in RAPIDNET_ACCURACY:
                 subject.accuracy = RAPIDNET_ACCURACY[arch]
+            elif arch and subject.what != 'classifier':  # tell a detector from a segmentor
+                subject.name += f' ({osp.splitext(osp.basename(config))[0]})'
             subjects.append(subject)
         subjects += [peer_subject(p) for p in args.peers]
         print(f'timing {len(subjects)} models ({", ".join(s.name for s in subjects)}), forms '
