@@ -288,6 +288,25 @@ def check_numerics(model: nn.Module, task: str, module: nn.Module, export_module
     return Numerics(names, max_abs, rel, [psnr(r, o) for r, o in zip(ref, out16)])
 
 
+def prepare_file_export(model: nn.Module, task: str, input_size: Sequence[int],
+                        norm: InputNormalization, dilated_as_dense: bool, out: str, suffix: str,
+                        kind: str, log: Callable[[str], None]
+                        ) -> Tuple[ExportModule, List[str], int]:
+    """What the file exporters (ONNX, TorchScript) do first: check the output name, build the
+    export module with the mean in the graph, and log its size.
+
+    Returns:
+        The export module, the output names and its parameter count.
+    """
+    if not out.endswith(suffix):
+        raise ExportError(f'--out {out!r}: name the {kind} file *{suffix}')
+    module = prepare_export(model, task, input_size, norm, dilated_as_dense, mean_in_graph=True)
+    sizes = describe(module)
+    log(f'export module: {sizes["params"]:,} parameters, {sizes["dilated_convs"]} dilated convs; '
+        f'exporting {kind} at {input_size[0]}x{input_size[1]}')
+    return module, output_names(model, task), sizes['params']
+
+
 @dataclass
 class ExportedFileCheck:
     """A written export file and how far its outputs, run by ``runner``, are from the PyTorch

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .export_module import (ExportedFileCheck, ExportError, check_exported_file, describe,
-                            output_names, prepare_export, random_image, reference_outputs)
+from .export_module import (ExportedFileCheck, check_exported_file, prepare_file_export,
+                            random_image, reference_outputs)
 from .model_io import InputNormalization
 
 DEFAULT_OPSET = 17
@@ -33,13 +33,8 @@ def export_onnx(model: nn.Module, task: str, input_size: Tuple[int, int],
         ExportError: bad settings or model (before export), or onnxruntime's outputs differing
             from PyTorch's by more than ``rel_tol`` of the reference's largest magnitude.
     """
-    if not out.endswith('.onnx'):
-        raise ExportError(f'--out {out!r}: name the ONNX file *.onnx')
-    module = prepare_export(model, task, input_size, norm, dilated_as_dense, mean_in_graph=True)
-    names = output_names(model, task)
-    sizes = describe(module)
-    log(f'export module: {sizes["params"]:,} parameters, {sizes["dilated_convs"]} dilated convs; '
-        f'exporting at {input_size[0]}x{input_size[1]} (opset {opset})')
+    module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
+                                                out, '.onnx', 'ONNX', log)
     with torch.no_grad():
         torch.onnx.export(module, (torch.zeros(1, 3, *input_size), ), out,
                           input_names=['image'], output_names=names, opset_version=opset,
@@ -47,4 +42,4 @@ def export_onnx(model: nn.Module, task: str, input_size: Tuple[int, int],
     image = random_image(input_size)
     ref = reference_outputs(model, task, image, norm)
     got = run_onnxruntime(out, image.numpy())
-    return check_exported_file(out, 'onnxruntime', names, ref, got, sizes['params'], log, rel_tol)
+    return check_exported_file(out, 'onnxruntime', names, ref, got, params, log, rel_tol)

@@ -12,8 +12,7 @@ import torch
 import torch.nn as nn
 
 from .export_module import (ExportedFileCheck, ExportError, as_list, check_exported_file,
-                            describe, output_names, prepare_export, random_image,
-                            reference_outputs)
+                            prepare_file_export, random_image, reference_outputs)
 from .model_io import InputNormalization
 from .runtime import freeze_torchscript, load_torchscript
 
@@ -45,13 +44,8 @@ def export_torchscript(model: nn.Module, task: str, input_size: Tuple[int, int],
         ExportError: bad settings or model (before tracing), or the reloaded module differing
             from PyTorch by more than ``rel_tol`` of the reference's largest magnitude.
     """
-    if not out.endswith('.pt'):
-        raise ExportError(f'--out {out!r}: name the TorchScript file *.pt')
-    module = prepare_export(model, task, input_size, norm, dilated_as_dense, mean_in_graph=True)
-    names = output_names(model, task)
-    sizes = describe(module)
-    log(f'export module: {sizes["params"]:,} parameters, {sizes["dilated_convs"]} dilated convs; '
-        f'tracing at {input_size[0]}x{input_size[1]}')
+    module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
+                                                out, '.pt', 'TorchScript', log)
     frozen = freeze_torchscript(module, torch.zeros(1, 3, *input_size))
     metadata = dict(task=task, outputs=names, input_size=list(input_size),
                     input=f'image: float32 Nx3xHxW pixels 0-255, {norm.channel_order}',
@@ -62,4 +56,4 @@ def export_torchscript(model: nn.Module, task: str, input_size: Tuple[int, int],
     with torch.no_grad():
         got = as_list(load_torchscript(out)(image))
     return check_exported_file(out, 'TorchScript (loaded, optimised)', names, ref, got,
-                               sizes['params'], log, rel_tol)
+                               params, log, rel_tol)
