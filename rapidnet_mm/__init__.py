@@ -3,6 +3,7 @@ mmdet and mmseg (``custom_imports=dict(imports=['rapidnet_mm'])`` in a config)."
 import importlib.util
 
 from . import compat  # noqa: F401  (torch.load safe globals for mmengine checkpoints)
+from .checkpoints.initializer import RapidNetPretrained
 from .models import ARCH_SETTINGS, RapidNet, RapidNetClsHead, RapidNetDistiller
 from .registration import registered
 from .version import __version__
@@ -12,5 +13,5 @@ from .version import __version__
 if importlib.util.find_spec('mmseg') is not None:
     from . import transforms  # noqa: F401
 
-__all__ = ['ARCH_SETTINGS', 'RapidNet', 'RapidNetClsHead', 'RapidNetDistiller', 'registered',
-           '__version__']
+__all__ = ['ARCH_SETTINGS', 'RapidNet', 'RapidNetClsHead', 'RapidNetDistiller',
+           'RapidNetPretrained', 'registered', '__version__']

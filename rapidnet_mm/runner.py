@@ -8,6 +8,9 @@ from typing import Iterable, List, Optional
 from mmengine.config import Config, DictAction
 
 LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
+# init_cfg types that load a checkpoint file (mmengine's and ours, which also reads the authors'
+# files as published).
+PRETRAINED_INIT_TYPES = ('Pretrained', 'RapidNetPretrained')
 
 
 class ConfigError(SystemExit):
@@ -80,11 +83,12 @@ def check_data_roots(cfg: Config, loaders: List[str]) -> None:
 
 
 def _pretrained_checkpoints(node, path: str) -> Iterable:
-    """Yield (setting, checkpoint) for every ``Pretrained`` init_cfg under ``node``."""
+    """Yield (setting, checkpoint) for every ``Pretrained``/``RapidNetPretrained`` init_cfg
+    under ``node``."""
     if isinstance(node, dict):
         init_cfg = node.get('init_cfg')
         for i, item in enumerate(init_cfg if isinstance(init_cfg, list) else [init_cfg]):
-            if isinstance(item, dict) and item.get('type') == 'Pretrained':
+            if isinstance(item, dict) and item.get('type') in PRETRAINED_INIT_TYPES:
                 # list items as --cfg-options names them: init_cfg.0
                 where = f'{path}.init_cfg' + (f'.{i}' if isinstance(init_cfg, list) else '')
                 yield where, item.get('checkpoint')
@@ -94,15 +98,17 @@ def _pretrained_checkpoints(node, path: str) -> Iterable:
 
 
 def check_pretrained_checkpoints(cfg: Config) -> None:
-    """Stop with a clear message, before anything is built, when a ``Pretrained`` init_cfg of
-    the model names a local file that does not exist (mmengine would fail after building)."""
+    """Stop with a clear message, before anything is built, when a ``Pretrained`` or
+    ``RapidNetPretrained`` init_cfg of the model names a local file that does not exist (mmengine
+    would fail after building)."""
     for setting, path in _pretrained_checkpoints(cfg.get('model'), 'model'):
         if isinstance(path, str) and '://' not in path and not osp.isfile(path):
             raise ConfigError(
-                f'pretrained weights {path!r} ({setting}.checkpoint) do not exist; convert the '
-                "authors' ImageNet checkpoint there with tools/convert_official.py, point "
-                f'--cfg-options {setting}.checkpoint=/path/to/file.pth at yours, or train from '
-                f'scratch with --cfg-options {setting}=None')
+                f'pretrained weights {path!r} ({setting}.checkpoint) do not exist; put the '
+                "authors' ImageNet file there as published (a file converted by "
+                'tools/convert_official.py works too), point --cfg-options '
+                f'{setting}.checkpoint=/path/to/file.pth at it, or train from scratch with '
+                f'--cfg-options {setting}=None')
 
 
 def prepare_cpu_distributed(cfg: Config) -> None:

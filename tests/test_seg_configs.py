@@ -48,8 +48,10 @@ def test_config_states_the_recipe(arch):
     model = cfg.model
     assert model.backbone.type == 'RapidNet' and model.backbone.arch == arch
     assert model.backbone.out_indices == (0, 1, 2, 3)
-    assert model.backbone.init_cfg == dict(type='Pretrained', prefix='backbone.',
-                                           checkpoint=f'checkpoints/rapidnet_{arch}_in1k.pth')
+    # the authors' ImageNet file as published (RapidNet_Ti.pth, ...)
+    published = f'checkpoints/RapidNet_{arch.capitalize()}.pth'
+    assert model.backbone.init_cfg == dict(type='RapidNetPretrained', prefix='backbone.',
+                                           checkpoint=published)
     assert (model.backbone.norm_eval, model.backbone.frozen_stages) == (False, -1)
     assert model.backbone.norm_cfg.type == model.decode_head.norm_cfg.type == 'SyncBN'
     assert (model.backbone.drop_path_rate, model.backbone.drop_path_schedule) == (0.1, 'original')
@@ -116,7 +118,7 @@ def test_loss_and_predict_step(arch, height, width):
 
 
 def test_backbone_initialises_from_a_converted_classification_checkpoint(tmp_path):
-    """init_cfg=Pretrained(prefix='backbone.') takes every backbone tensor of an mmpretrain
+    """init_cfg=RapidNetPretrained(prefix='backbone.') takes every backbone tensor of an mmpretrain
     classifier checkpoint (what tools/convert_official.py writes) and nothing else."""
     from mmengine.registry import DefaultScope
     # mmpretrain's scope whatever an earlier test left as the default (e.g. 'mmdet')
@@ -166,10 +168,11 @@ def test_missing_pretrained_weights_stop_training_with_the_fix(tmp_path, monkeyp
     with pytest.raises(ConfigError) as err:
         check_pretrained_checkpoints(cfg)
     message = str(err.value)
-    assert "'checkpoints/rapidnet_m_in1k.pth' (model.backbone.init_cfg.checkpoint)" in message
-    assert 'tools/convert_official.py' in message and 'model.backbone.init_cfg=None' in message
+    assert "'checkpoints/RapidNet_M.pth' (model.backbone.init_cfg.checkpoint)" in message
+    assert "the authors' ImageNet file there as published" in message
+    assert 'model.backbone.init_cfg=None' in message
     (tmp_path / 'checkpoints').mkdir()
-    (tmp_path / 'checkpoints' / 'rapidnet_m_in1k.pth').write_bytes(b'')
+    (tmp_path / 'checkpoints' / 'RapidNet_M.pth').write_bytes(b'')
     check_pretrained_checkpoints(cfg)  # present: no complaint
     cfg.model.backbone.init_cfg = None
     check_pretrained_checkpoints(cfg)

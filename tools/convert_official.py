@@ -8,6 +8,9 @@ files go through their own format modules when those are installed (``rapidnet_m
 The authors' training files pickle an ``argparse.Namespace`` (``args``), which
 ``torch.load(weights_only=True)`` refuses; exactly that one type is allowed, after saying so.
 
+Converting is optional: ``tools/infer.py`` and the ``RapidNetPretrained`` initialiser of the
+detection and segmentation configs read the authors' files as they are, through the same code.
+
 Usage: python tools/convert_official.py SRC DST [--weights ema|raw]
 """
 import argparse
@@ -31,10 +34,10 @@ def parse_args() -> argparse.Namespace:
 
 def load_official(path: str) -> dict:
     """``torch.load`` with ``weights_only=True``, allowing exactly ``argparse.Namespace``."""
+    from rapidnet_mm.checkpoints.loading import load_checkpoint_file
     print(f'loading {path} with weights_only=True, allowing exactly one extra type: '
           'argparse.Namespace (the training arguments the authors pickled)')
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location='cpu', weights_only=True)
+    return load_checkpoint_file(path)
 
 
 def main() -> None:

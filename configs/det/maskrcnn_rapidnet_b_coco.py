@@ -6,11 +6,11 @@ _base_ = './maskrcnn_rapidnet_s_coco.py'
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
-pretrained = 'checkpoints/rapidnet_b_in1k.pth'
+pretrained = 'checkpoints/RapidNet_B.pth'
 
 model = dict(
     backbone=dict(
         arch='b',
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+        init_cfg=dict(type='RapidNetPretrained', checkpoint=pretrained, prefix='backbone.')),
     # RapidNet-B stage widths (ARCH_SETTINGS['b']['channels'])
     neck=dict(in_channels=[64, 128, 224, 416]))

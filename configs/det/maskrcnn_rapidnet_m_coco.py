@@ -6,11 +6,11 @@ _base_ = './maskrcnn_rapidnet_s_coco.py'
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
-pretrained = 'checkpoints/rapidnet_m_in1k.pth'
+pretrained = 'checkpoints/RapidNet_M.pth'
 
 model = dict(
     backbone=dict(
         arch='m',
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+        init_cfg=dict(type='RapidNetPretrained', checkpoint=pretrained, prefix='backbone.')),
     # RapidNet-M stage widths (ARCH_SETTINGS['m']['channels'])
     neck=dict(in_channels=[32, 64, 160, 320]))

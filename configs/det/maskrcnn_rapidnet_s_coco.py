@@ -7,9 +7,10 @@ _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
-# ImageNet-1K weights converted to our names (tools/convert_official.py RapidNet_S.pth ...);
-# only the 'backbone.' keys are loaded. See docs/detection.md.
-pretrained = 'checkpoints/rapidnet_s_in1k.pth'
+# ImageNet-1K weights: the authors' RapidNet_S.pth as published (EMA weights, converted in memory
+# by RapidNetPretrained) or a file converted with tools/convert_official.py; only the backbone's
+# tensors are loaded, all of them. See docs/detection.md.
+pretrained = 'checkpoints/RapidNet_S.pth'
 
 model = dict(
     backbone=dict(
@@ -28,7 +29,7 @@ model = dict(
         frozen_stages=-1,
         norm_eval=False,
         norm_cfg=dict(type='SyncBN', requires_grad=True),
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+        init_cfg=dict(type='RapidNetPretrained', checkpoint=pretrained, prefix='backbone.')),
     # RapidNet-S stage widths (rapidnet_mm.models.rapidnet.ARCH_SETTINGS['s']['channels'])
     neck=dict(in_channels=[32, 64, 112, 224]))
 

@@ -15,9 +15,10 @@ _base_ = [
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
-# ImageNet-1K weights converted to our names (tools/convert_official.py RapidNet_M.pth ...
-# --weights ema: the original initialised from the EMA weights); only 'backbone.' keys load.
-pretrained = 'checkpoints/rapidnet_m_in1k.pth'
+# ImageNet-1K weights: the authors' RapidNet_M.pth as published (RapidNetPretrained converts it in
+# memory and takes the EMA weights, as the original did) or a file converted with
+# tools/convert_official.py; only the backbone's tensors are loaded, all of them.
+pretrained = 'checkpoints/RapidNet_M.pth'
 
 # BatchNorm: the original turned every backbone BN into SyncBN and trained the statistics (its
 # norm_eval guard only caught plain BatchNorm2d, so it never took effect); the FPN head used
@@ -41,7 +42,7 @@ model = dict(
         frozen_stages=-1,
         norm_eval=False,
         norm_cfg=norm_cfg,
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+        init_cfg=dict(type='RapidNetPretrained', checkpoint=pretrained, prefix='backbone.')),
     # RapidNet-M stage widths (rapidnet_mm.models.rapidnet.ARCH_SETTINGS['m']['channels'])
     neck=dict(in_channels=[32, 64, 160, 320]),
     decode_head=dict(num_classes=150, norm_cfg=norm_cfg))

@@ -5,11 +5,11 @@ _base_ = './fpn_rapidnet_m_ade20k.py'
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
-pretrained = 'checkpoints/rapidnet_ti_in1k.pth'
+pretrained = 'checkpoints/RapidNet_Ti.pth'
 
 model = dict(
     backbone=dict(
         arch='ti',
-        init_cfg=dict(type='Pretrained', checkpoint=pretrained, prefix='backbone.')),
+        init_cfg=dict(type='RapidNetPretrained', checkpoint=pretrained, prefix='backbone.')),
     # RapidNet-Ti stage widths (ARCH_SETTINGS['ti']['channels'])
     neck=dict(in_channels=[32, 64, 112, 224]))

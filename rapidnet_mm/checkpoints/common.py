@@ -35,19 +35,31 @@ def match_rules(rules: Sequence[Tuple[str, str]], key: str) -> Optional[str]:
     return None
 
 
-def check_complete(state: Dict[str, torch.Tensor], expected: Dict[str, torch.Size],
-                   arch: str) -> None:
-    """Raise CheckpointLayoutError unless ``state`` has exactly the keys and shapes expected."""
+def check_fits(state: Dict[str, torch.Tensor], expected: Dict[str, torch.Size],
+               target: str) -> None:
+    """Raise CheckpointLayoutError unless ``state`` has exactly the keys and shapes expected.
+
+    Args:
+        state: The tensors to load.
+        expected: Key -> shape of the module they are for.
+        target: What that module is, for the message (e.g. ``'RapidNet-s'``).
+    """
     missing = sorted(set(expected) - set(state))
     if missing:
-        raise CheckpointLayoutError(f'the checkpoint lacks tensors of RapidNet-{arch}', missing)
+        raise CheckpointLayoutError(f'the checkpoint lacks tensors of {target}', missing)
     unexpected = sorted(set(state) - set(expected))
     if unexpected:
-        raise CheckpointLayoutError(f'tensors RapidNet-{arch} does not have', unexpected)
+        raise CheckpointLayoutError(f'tensors {target} does not have', unexpected)
     wrong = [f'{k}: {tuple(v.shape)} != {tuple(expected[k])}' for k, v in state.items()
              if v.shape != expected[k]]
     if wrong:
-        raise CheckpointLayoutError(f'tensor shapes that do not fit RapidNet-{arch}', wrong)
+        raise CheckpointLayoutError(f'tensor shapes that do not fit {target}', wrong)
+
+
+def check_complete(state: Dict[str, torch.Tensor], expected: Dict[str, torch.Size],
+                   arch: str) -> None:
+    """Raise CheckpointLayoutError unless ``state`` fills the RapidNet-``arch`` model exactly."""
+    check_fits(state, expected, f'RapidNet-{arch}')
 
 
 @dataclass

@@ -1,0 +1,108 @@
+"""Reading a weights file whatever its layout: the authors' (converted in memory by the format
+modules, exactly as ``tools/convert_official.py`` converts it) or ours (an mmengine checkpoint,
+e.g. what ``tools/convert_official.py`` or ``tools/train.py`` wrote).
+
+Used by the ``RapidNetPretrained`` weight initialiser and by ``tools/infer.py``.
+"""
+import argparse
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import torch
+
+from . import convert_checkpoint, format_modules
+from .common import CheckpointLayoutError, Conversion
+
+AUTHORS_WEIGHT_SETS = ('ema', 'raw')
+
+
+def load_checkpoint_file(path: str) -> dict:
+    """``torch.load(weights_only=True)`` that also allows exactly ``argparse.Namespace``.
+
+    The authors' training files pickle their arguments as a Namespace; mmengine's own checkpoint
+    types are allowed by :mod:`rapidnet_mm.compat` on import. Anything else stays refused
+    (``pickle.UnpicklingError``).
+    """
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        return torch.load(path, map_location='cpu', weights_only=True)
+
+
+def read_checkpoint_file(path: str) -> dict:
+    """:func:`load_checkpoint_file` with one-line errors for a missing or unreadable file.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        CheckpointLayoutError: the file cannot be read as a (safe) PyTorch checkpoint.
+    """
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    try:
+        return load_checkpoint_file(path)
+    except Exception as err:  # noqa: BLE001  (any unpickling failure is one clear message)
+        text = str(err).strip()
+        first = text.splitlines()[0] if text else type(err).__name__
+        raise CheckpointLayoutError(f'cannot read {path} as a PyTorch checkpoint: {first}') \
+            from err
+
+
+@dataclass
+class CheckpointWeights:
+    """The tensors of a weights file in our names, and where they came from."""
+    state_dict: Dict[str, torch.Tensor]
+    source: str  # one line for the user
+    meta: dict = field(default_factory=dict)  # the file's mmengine 'meta' ({} for the authors')
+    conversion: Optional[Conversion] = None  # set when the file was in the authors' layout
+
+
+def file_keys(ckpt) -> List[str]:
+    """The keys worth listing when a file is refused: its state dict's, else its own."""
+    if not isinstance(ckpt, dict):
+        return []
+    state = ckpt.get('state_dict')
+    return sorted(map(str, state if isinstance(state, dict) else ckpt))
+
+
+def read_weights(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
+    """Our state dict from a loaded file of either layout.
+
+    Args:
+        ckpt: The loaded file.
+        weights: For the authors' ImageNet files: 'ema' (``state_dict_ema``, what the authors'
+            downstream code loads) or 'raw' (``state_dict``). Other files hold one set of
+            weights; asking them for 'raw' raises ValueError rather than being ignored.
+
+    Raises:
+        CheckpointLayoutError: an authors' file that cannot be mapped, or a file with no state
+            dict (its keys listed).
+        ValueError: ``weights`` that is not 'ema'/'raw' or does not apply to the file.
+    """
+    if weights not in AUTHORS_WEIGHT_SETS:
+        raise ValueError(f'weights must be one of {AUTHORS_WEIGHT_SETS}, got {weights!r}')
+    if not isinstance(ckpt, dict):
+        raise CheckpointLayoutError(f'expected a checkpoint dict, got {type(ckpt).__name__}')
+    kind = next((m.__name__.rsplit('.', 1)[-1] for m in format_modules() if m.matches(ckpt)),
+                None)
+    if kind is not None:
+        if kind != 'classification' and weights != 'ema':
+            raise ValueError(f"weights={weights!r} applies to the authors' ImageNet files; this "
+                             f'is an authors\' {kind} checkpoint with a single set of weights')
+        options = dict(weights=weights) if kind == 'classification' else {}
+        conversion = convert_checkpoint(ckpt, **options)
+        return CheckpointWeights(
+            state_dict=conversion.state_dict, conversion=conversion,
+            source=(f"the authors' {conversion.kind} checkpoint of RapidNet-{conversion.arch}, "
+                    'converted in memory' + ''.join(f'; {n}' for n in conversion.notes
+                                                    if n.startswith('converted the'))))
+    state = ckpt.get('state_dict', ckpt)
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointLayoutError(
+            "neither an authors' RapidNet checkpoint nor an mmengine one (no 'state_dict' of "
+            'tensors); its keys are', file_keys(ckpt))
+    if weights != 'ema':
+        raise ValueError(f"weights={weights!r} applies to the authors' ImageNet files; this "
+                         'mmengine checkpoint holds a single set of weights')
+    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
+    return CheckpointWeights(state_dict=dict(state), meta=meta,
+                             source='an mmengine checkpoint in rapidnet_mm names')
