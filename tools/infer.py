@@ -1,0 +1,58 @@
+"""Run a classification, detection or segmentation config on your own images.
+
+For every image it writes NAME.png (the prediction drawn by the library's visualizer: top-5
+classes with scores, boxes and masks with class names, or the class map over the image with
+class labels) and NAME.json (the raw predictions) to --out-dir, and prints both paths.
+CHECKPOINT is a file in rapidnet_mm names (tools/convert_official.py, tools/train.py) or the
+authors' original file, converted in memory. See docs/inference.md.
+
+Usage: python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR... [--out-dir DIR] [--device cpu|cuda]
+"""
+import argparse
+import sys
+
+from mmengine.config import DictAction
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description='Draw and save the predictions of a classification, detection or '
+        'segmentation config on your images (the config\'s default_scope picks the library).')
+    parser.add_argument('config', help='config file, e.g. configs/det/maskrcnn_rapidnet_m_coco.py')
+    parser.add_argument('checkpoint', help="weights: a rapidnet_mm/mmengine checkpoint or the "
+                        "authors' original file (e.g. RapidNet_M_Detection.pth)")
+    parser.add_argument('images', nargs='+', metavar='IMAGE_OR_DIR',
+                        help='image files and/or folders of images')
+    parser.add_argument('--out-dir', default='infer_out',
+                        help='where NAME.png and NAME.json go (default: %(default)s)')
+    parser.add_argument('--device', choices=['cpu', 'cuda'], default=None,
+                        help='default: cuda when available, else cpu')
+    parser.add_argument('--weights', choices=['ema', 'raw'], default='ema',
+                        help="the authors' ImageNet files hold two sets: 'ema' (default) or 'raw'")
+    parser.add_argument('--score-thr', type=float, default=0.3,
+                        help='detection: lowest score drawn; the JSON has all predictions '
+                        '(default: %(default)s)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value (mmengine syntax)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from rapidnet_mm.inference import (InferenceError, build_predictor, find_images,
+                                       run_inference)
+    try:
+        images = find_images(args.images)
+        predictor = build_predictor(args.config, args.checkpoint, device=args.device,
+                                    cfg_options=args.cfg_options, weights=args.weights,
+                                    score_thr=args.score_thr)
+        for note in predictor.notes:
+            print(note)
+        print(f'{len(images)} image(s) -> {args.out_dir}')
+        run_inference(predictor, images, args.out_dir)
+    except (InferenceError, ValueError) as err:
+        sys.exit(f'error: {err}')  # one line; a refused checkpoint's keys follow, indented
+
+
+if __name__ == '__main__':
+    main()
