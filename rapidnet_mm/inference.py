@@ -130,12 +130,15 @@ def distinct_palette(num_classes: int) -> List[Tuple[int, int, int]]:
 
 def resolve_dataset_meta(task: str, cfg: Config, checkpoint_meta: dict) -> Tuple[dict, List[str]]:
     """Class names and palette for drawing: the checkpoint's ``dataset_meta`` (what mmengine saves
-    after training), else the config's test dataset. Names or colours whose count differs from
+    after training) or ``CLASSES``/``PALETTE`` (mmdet 2.x / mmseg 0.x files, the authors'), else
+    the config's test dataset. Names or colours whose count differs from
     the model's classes (e.g. a synthetic dataset's model on ImageNet's 1000 names) are replaced
     by ``class0``... and distinct colours, and the returned notes say so.
     """
     notes: List[str] = []
     saved = checkpoint_meta.get('dataset_meta') or {}
+    if not saved and checkpoint_meta.get('CLASSES'):
+        saved = dict(classes=checkpoint_meta['CLASSES'], palette=checkpoint_meta.get('PALETTE'))
     meta = {k.lower(): v for k, v in saved.items()}
     origin = 'the checkpoint'
     if not meta.get('classes'):
@@ -311,6 +314,8 @@ def run_inference(predictor: Predictor, images: Sequence[str], out_dir: str,
         ``(png, json)`` paths, one pair per image.
     """
     import mmcv
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise InferenceError(f'--out-dir {out_dir} is a file; name a folder')
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for i, image in enumerate(images, 1):

@@ -1,10 +1,14 @@
-"""Shared by the detection tests: config paths, building a detector on CPU, synthetic batches."""
+"""Shared by the detection tests: config paths, building a detector on CPU, synthetic batches,
+authors' mmdet 2.28 checkpoints synthesised from a model."""
 import os.path as osp
+import re
 from typing import List, Optional
 
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
+
+from original_layout import OriginalDownstreamBackbone, randomize_
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DET_CONFIGS = {arch: osp.join(REPO, 'configs', 'det', f'maskrcnn_rapidnet_{arch}_coco.py')
@@ -54,3 +58,31 @@ def synthetic_batch(model, size: int = 128, num_images: int = 1, seed: int = 0) 
         sample.gt_instances = instances
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def inverse_rename(ours: str) -> str:
+    """Our (mmdet 3.x) neck/head key -> the mmdet 2.28 name the converter maps to it (the
+    inverse of ``detection.NECK_AND_HEAD_RULES``, read backwards: template -> pattern)."""
+    from rapidnet_mm.checkpoints import detection
+    for pattern, template in detection.NECK_AND_HEAD_RULES:
+        parts = re.split(r'\\(\d)', template)  # literal, group number, literal, ...
+        regex = ''.join(re.escape(p) if i % 2 == 0 else f'(?P<g{p}>[^.]+)'
+                        for i, p in enumerate(parts))
+        m = re.fullmatch(regex, ours)
+        if m:
+            groups = iter(m.group(f'g{n}') for n in range(1, len(parts) // 2 + 1))
+            return re.sub(r'\([^)]*\)', lambda _: next(groups), pattern).replace('\\.', '.')
+    raise KeyError(f'no rule produces {ours}')
+
+
+def synthesise_mmdet2_checkpoint(model, seed: int = 1) -> tuple:
+    """An mmdet 2.28 RapidNet-M Mask R-CNN checkpoint and the authors' backbone it holds."""
+    original = randomize_(OriginalDownstreamBackbone('m'), seed=seed).eval()
+    state = {f'backbone.{k}': v.clone() for k, v in original.state_dict().items()}
+    g = torch.Generator().manual_seed(seed)
+    for key, value in model.state_dict().items():
+        if not key.startswith('backbone.'):
+            state[inverse_rename(key)] = torch.randn(value.shape, generator=g)
+    meta = dict(mmdet_version='2.28.2', CLASSES=tuple(f'class{i}' for i in range(80)),
+                epoch=12, iter=87960)
+    return dict(state_dict=state, meta=meta, optimizer={'state': {}}), original

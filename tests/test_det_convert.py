@@ -1,15 +1,15 @@
 """The authors' mmdet 2.28 Mask R-CNN checkpoints -> our mmdet 3.x model, on checkpoints
 synthesised in that layout, and backbone initialisation from a converted classification file."""
 import os.path as osp
-import re
 import runpy
 import sys
 
 import pytest
 import torch
 
-from det_helpers import DET_CONFIGS, REPO, build_detector, load_cfg
-from original_layout import OriginalDownstreamBackbone, OriginalRapidNet, randomize_
+from det_helpers import (DET_CONFIGS, REPO, build_detector, load_cfg,
+                         synthesise_mmdet2_checkpoint)
+from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import CheckpointLayoutError, classification, detection
 from rapidnet_mm.checkpoints import convert_checkpoint
 
@@ -27,39 +27,12 @@ MMDET2_NECK_AND_HEADS = (
        for p in ('weight', 'bias')])
 
 
-def inverse_rename(ours: str) -> str:
-    """Our (mmdet 3.x) neck/head key -> the mmdet 2.28 name the converter maps to it (the
-    inverse of ``detection.NECK_AND_HEAD_RULES``, read backwards: template -> pattern)."""
-    for pattern, template in detection.NECK_AND_HEAD_RULES:
-        parts = re.split(r'\\(\d)', template)  # literal, group number, literal, ...
-        regex = ''.join(re.escape(p) if i % 2 == 0 else f'(?P<g{p}>[^.]+)'
-                        for i, p in enumerate(parts))
-        m = re.fullmatch(regex, ours)
-        if m:
-            groups = iter(m.group(f'g{n}') for n in range(1, len(parts) // 2 + 1))
-            return re.sub(r'\([^)]*\)', lambda _: next(groups), pattern).replace('\\.', '.')
-    raise KeyError(f'no rule produces {ours}')
-
-
 @pytest.fixture(scope='module')
 def model_m():
     """Our RapidNet-M Mask R-CNN (eval mode) with distinct values in every neck/head tensor."""
     torch.manual_seed(0)
     model = build_detector(load_cfg(DET_CONFIGS['m'])).eval()
     return model
-
-
-def synthesise_mmdet2_checkpoint(model, seed: int = 1) -> tuple:
-    """An mmdet 2.28 RapidNet-M Mask R-CNN checkpoint and the authors' backbone it holds."""
-    original = randomize_(OriginalDownstreamBackbone('m'), seed=seed).eval()
-    state = {f'backbone.{k}': v.clone() for k, v in original.state_dict().items()}
-    g = torch.Generator().manual_seed(seed)
-    for key, value in model.state_dict().items():
-        if not key.startswith('backbone.'):
-            state[inverse_rename(key)] = torch.randn(value.shape, generator=g)
-    meta = dict(mmdet_version='2.28.2', CLASSES=tuple(f'class{i}' for i in range(80)),
-                epoch=12, iter=87960)
-    return dict(state_dict=state, meta=meta, optimizer={'state': {}}), original
 
 
 def test_mmdet3_names_are_the_mmdet2_names(model_m):

@@ -12,7 +12,8 @@ import torch
 from mmengine.registry import DefaultScope
 
 from cls_helpers import PYTHON, ROOT, authors_checkpoint, run_tool
-from det_helpers import DEMO_CONFIG, build_detector, load_cfg
+from det_helpers import (DEMO_CONFIG, DET_CONFIGS, build_detector, load_cfg,
+                         synthesise_mmdet2_checkpoint)
 from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import convert_checkpoint
 
@@ -126,6 +127,41 @@ def test_detection_draws_and_saves_instances(tmp_path, capsys):
 
 
 @pytest.mark.slow
+def test_detection_with_the_authors_mmdet2_file(tmp_path, capsys):
+    """RapidNet_M_Detection.pth as published (mmdet 2.28 layout, synthesised) gives the
+    predictions of its converted copy, with the class names of its own meta."""
+    torch.manual_seed(0)
+    model = build_detector(load_cfg(DET_CONFIGS['m']))
+    ckpt, _ = synthesise_mmdet2_checkpoint(model, seed=3)
+    # neck and heads as PyTorch initialises them (random normal heads propose nothing), the
+    # FPN's inputs scaled from the randomised backbone's ~1e5 to order 1
+    for key, value in model.state_dict().items():
+        if not key.startswith('backbone.'):
+            ckpt['state_dict'][key] = value * (1e-5 if key.startswith('neck.lateral') else 1)
+    torch.save(ckpt, tmp_path / 'RapidNet_M_Detection.pth')
+    torch.save({'state_dict': convert_checkpoint(ckpt).state_dict}, tmp_path / 'converted.pth')
+    write_image(tmp_path / 'street.jpg', seed=2)
+    preds, outs = {}, {}
+    for name in ('RapidNet_M_Detection.pth', 'converted.pth'):
+        outs[name] = infer([DET_CONFIGS['m'], tmp_path / name, tmp_path / 'street.jpg',
+                            '--out-dir', tmp_path / 'out' / name, '--cfg-options',
+                            'test_dataloader.dataset.pipeline.1.scale=(96,72)',
+                            'model.test_cfg.rcnn.score_thr=0'], capsys)  # random heads
+        _, preds[name] = read_outputs(tmp_path / 'out' / name, 'street')
+    assert ("weights from the authors' detection checkpoint of RapidNet-m, converted in memory"
+            in outs['RapidNet_M_Detection.pth'])
+    original, converted = preds['RapidNet_M_Detection.pth'], preds['converted.pth']
+    assert len(original['labels']) > 0
+    for key in ('labels', 'scores', 'bboxes', 'masks'):
+        assert original[key] == converted[key], key
+    # names: the authors' meta CLASSES; the converted copy has none, so the config's (COCO)
+    assert original['class_names'] == [f'class{i}' for i in original['labels']]
+    from mmdet.datasets import CocoDataset
+    assert converted['class_names'] == [CocoDataset.METAINFO['classes'][i]
+                                        for i in converted['labels']]
+
+
+@pytest.mark.slow
 def test_segmentation_of_a_synthetic_dataset_folder(tmp_path, capsys):
     cfg = load_cfg(SEG_CONFIG)
     cfg.model.backbone.init_cfg = None
@@ -180,6 +216,8 @@ def test_errors_are_one_line(data, tmp_path, capsys):
     message = error(CLS_CONFIG, tmp_path / 'resnet.pth', image)
     assert message.startswith(f"error: {tmp_path / 'resnet.pth'} fits neither layout")
     assert message.splitlines()[1:] == ['  conv1.weight', '  fc.bias']  # the keys, named
+    assert error(CLS_CONFIG, ckpt, image, '--out-dir', ckpt) == \
+        f'error: --out-dir {ckpt} is a file; name a folder'
     if not torch.cuda.is_available():
         assert error(CLS_CONFIG, ckpt, image, '--device', 'cuda') == (
             'error: --device cuda, but this PyTorch sees no CUDA device; run with --device cpu')

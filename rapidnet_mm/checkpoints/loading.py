@@ -51,7 +51,7 @@ class CheckpointWeights:
     """The tensors of a weights file in our names, and where they came from."""
     state_dict: Dict[str, torch.Tensor]
     source: str  # one line for the user
-    meta: dict = field(default_factory=dict)  # the file's mmengine 'meta' ({} for the authors')
+    meta: dict = field(default_factory=dict)  # the file's 'meta' (mmengine's, or mmdet 2.x's)
     conversion: Optional[Conversion] = None  # set when the file was in the authors' layout
 
 
@@ -61,6 +61,11 @@ def file_keys(ckpt) -> List[str]:
         return []
     state = ckpt.get('state_dict')
     return sorted(map(str, state if isinstance(state, dict) else ckpt))
+
+
+def _meta(ckpt: dict) -> dict:
+    meta = ckpt.get('meta')
+    return meta if isinstance(meta, dict) else {}
 
 
 def read_weights(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
@@ -90,7 +95,7 @@ def read_weights(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
         options = dict(weights=weights) if kind == 'classification' else {}
         conversion = convert_checkpoint(ckpt, **options)
         return CheckpointWeights(
-            state_dict=conversion.state_dict, conversion=conversion,
+            state_dict=conversion.state_dict, conversion=conversion, meta=_meta(ckpt),
             source=(f"the authors' {conversion.kind} checkpoint of RapidNet-{conversion.arch}, "
                     'converted in memory' + ''.join(f'; {n}' for n in conversion.notes
                                                     if n.startswith('converted the'))))
@@ -103,6 +108,5 @@ def read_weights(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
     if weights != 'ema':
         raise ValueError(f"weights={weights!r} applies to the authors' ImageNet files; this "
                          'mmengine checkpoint holds a single set of weights')
-    meta = ckpt.get('meta') if isinstance(ckpt.get('meta'), dict) else {}
-    return CheckpointWeights(state_dict=dict(state), meta=meta,
+    return CheckpointWeights(state_dict=dict(state), meta=_meta(ckpt),
                              source='an mmengine checkpoint in rapidnet_mm names')
