@@ -2,11 +2,16 @@
 mmdet and mmseg (``custom_imports=dict(imports=['rapidnet_mm'])`` in a config)."""
 import importlib.util
 
-from . import compat  # noqa: F401  (torch.load safe globals for mmengine checkpoints)
-from .checkpoints.initializer import RapidNetPretrained
-from .models import ARCH_SETTINGS, RapidNet, RapidNetClsHead, RapidNetDistiller
-from .registration import registered
-from .version import __version__
+# First, before mmengine or coremltools load: drop their known noise (see console.py).
+from .console import quiet_known_noise
+
+quiet_known_noise()
+
+from . import compat  # noqa: E402,F401  (torch.load safe globals for mmengine checkpoints)
+from .checkpoints.initializer import RapidNetPretrained  # noqa: E402
+from .models import ARCH_SETTINGS, RapidNet, RapidNetClsHead, RapidNetDistiller  # noqa: E402
+from .registration import registered  # noqa: E402
+from .version import __version__  # noqa: E402
 
 # The aligned test resize lives in mmseg's TRANSFORMS: only when mmseg is installed (a failure
 # inside an installed mmseg is not hidden).

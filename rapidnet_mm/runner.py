@@ -3,7 +3,7 @@ configs. The config's ``default_scope`` picks the library; mmengine's Runner doe
 import argparse
 import os
 import os.path as osp
-from typing import Iterable, List, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
 from mmengine.config import Config, DictAction
 
@@ -11,6 +11,7 @@ LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
 # init_cfg types that load a checkpoint file (mmengine's and ours, which also reads the authors'
 # files as published).
 PRETRAINED_INIT_TYPES = ('Pretrained', 'RapidNetPretrained')
+DEBUG_ENV = 'RAPIDNET_MM_DEBUG'  # =1: config mistakes keep their full traceback, as --debug
 
 
 class ConfigError(SystemExit):
@@ -32,6 +33,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (torchrun: pytorch)')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    parser.add_argument('--debug', action='store_true',
+                        help=f'show the full traceback of a config mistake (or {DEBUG_ENV}=1) '
+                        'instead of one error line')
 
 
 def load_config(path: str, cfg_options: Optional[dict], launcher: str,
@@ -144,3 +148,132 @@ def build_runner(cfg: Config):
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def _own_value_error(err: BaseException) -> Optional[ValueError]:
+    """The ValueError raised by rapidnet_mm's own code in ``err``'s chain, if there is one.
+
+    mmengine 0.10's ``build_from_cfg`` lets an error raised while building pass unchanged;
+    mmcv 1.x's (and registries modelled on it) re-raised it as
+    ``type(e)(f'{obj_cls.__name__}: {e}')`` inside the ``except``, once per nesting level, which
+    keeps ours as ``__context__``. Both are found by following the chain to the exception whose
+    innermost frame is a file of this package.
+    """
+    package_dir = osp.dirname(osp.abspath(__file__)) + os.sep
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if (isinstance(err, ValueError) and tb is not None
+                and osp.abspath(tb.tb_frame.f_code.co_filename).startswith(package_dir)):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _config_path(node, target: dict, path: str) -> Optional[str]:
+    """Where in ``node`` the dict ``target`` (a config being built) is, e.g. model.backbone."""
+    if isinstance(node, dict):
+        if node.get('type') == target.get('type') and all(
+                target.get(k) == v for k, v in node.items() if k != '_scope_'):
+            return path
+        children = node.items()
+    elif isinstance(node, (list, tuple)):
+        children = ((str(i), v) for i, v in enumerate(node))
+    else:
+        return None
+    for key, value in children:
+        found = _config_path(value, target, f'{path}.{key}' if path else key)
+        if found:
+            return found
+    return None
+
+
+def _setting_being_built(err: BaseException, cfg: Config) -> Optional[str]:
+    """The config path of the innermost registry build that ``err`` passed through."""
+    built = None
+    tb = err.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_name == 'build_from_cfg' and isinstance(frame.f_locals.get('cfg'),
+                                                                   dict):
+            built = frame.f_locals['cfg']
+        tb = tb.tb_next
+    return None if built is None else _config_path(cfg.to_dict(), built, '')
+
+
+def config_error_line(err: BaseException, cfg: Config,
+                      cfg_options: Optional[dict]) -> Optional[str]:
+    """One ``error:`` line for our own clear ValueError raised while ``cfg`` ran; None for
+    anything else (whose traceback must stay).
+
+    The line names the config setting the error came from (the model part being built, and the
+    ``--cfg-options`` that set something in it).
+    """
+    own = _own_value_error(err)
+    if own is None:
+        return None
+    line = f'error: {own}'
+    where = _setting_being_built(own, cfg)
+    if where:
+        given = [f'{k}={v}' for k, v in (cfg_options or {}).items()
+                 if k == where or k.startswith(where + '.')]
+        line += f' (in {where}' + (f', set by --cfg-options {" ".join(given)}' if given
+                                   else '') + ')'
+    return line + f'; for the traceback rerun with --debug or {DEBUG_ENV}=1'
+
+
+def run_reporting_config_errors(work: Callable[[], Any], cfg: Config,
+                                cfg_options: Optional[dict], debug: bool = False) -> Any:
+    """Run ``work`` (building and running the Runner); our own clear errors in the config end
+    as one ``error:`` line and exit status 1, unless ``debug`` or ``RAPIDNET_MM_DEBUG=1``
+    asks for the traceback. Every other exception propagates with its traceback."""
+    try:
+        return work()
+    except Exception as err:
+        line = None if debug or os.environ.get(DEBUG_ENV) == '1' else config_error_line(
+            err, cfg, cfg_options)
+        if line is None:
+            raise
+        raise SystemExit(line) from None
+
+
+def enable_test_visualization(cfg: Config, show_dir: str,
+                              score_thr: Optional[float] = None) -> str:
+    """Turn on the library's visualization hook (``default_hooks.visualization``) so that the
+    test run draws ground truth beside prediction for every test image into ``show_dir``.
+
+    As mmdet's and mmseg's tools/test.py do (``--show-dir``), except that the images go into
+    ``show_dir`` itself rather than under ``work_dir/timestamp``: mmdet's hook re-joins a relative
+    ``test_out_dir`` with the work dir on every batch, an absolute one is kept as it is.
+
+    Args:
+        cfg: The test config; its hook and ``visualizer`` come from the library bases.
+        show_dir: Where the images go (created).
+        score_thr: Detection only: draw predictions scoring at least this (the hook's
+            ``score_thr``, 0.3 by default).
+
+    Returns:
+        The absolute ``show_dir``.
+    """
+    hook = cfg.get('default_hooks', {}).get('visualization')
+    if hook is None or cfg.get('visualizer') is None:
+        raise ConfigError('--show-dir needs default_hooks.visualization and visualizer in the '
+                          "config (the library's default_runtime base provides both)")
+    if score_thr is not None and cfg.default_scope != 'mmdet':
+        raise ConfigError(f'--show-score-thr is for detection configs; {cfg.default_scope} '
+                          'draws every prediction')
+    show_dir = osp.abspath(show_dir)
+    os.makedirs(show_dir, exist_ok=True)
+    if cfg.default_scope == 'mmdet':  # DetVisualizationHook saves every test image itself
+        hook.update(draw=True, test_out_dir=show_dir)
+        if score_thr is not None:
+            hook.score_thr = score_thr
+    elif cfg.default_scope == 'mmseg':  # SegVisualizationHook: through the visualizer's backend
+        hook.update(draw=True, interval=1)
+        cfg.visualizer.save_dir = show_dir  # LocalVisBackend: show_dir/vis_data/vis_image/
+    else:  # mmpretrain's VisualizationHook takes its own switches
+        hook.update(enable=True, interval=1, out_dir=show_dir)
+    return show_dir

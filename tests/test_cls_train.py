@@ -51,8 +51,9 @@ def test_train_with_distillation_then_test_prints_real_top1(data_and_teacher, tm
     assert 'ema_state_dict' in ckpt  # EMAHook ran (the trained weights; state_dict is the EMA)
 
     out = tmp_path / 'preds.pkl'
+    shown = tmp_path / 'shown'
     test = run_tool([PYTHON, 'tools/test.py', cfg, str(ckpt_path), '--work-dir',
-                     str(tmp_path / 'test'), '--out', str(out)])
+                     str(tmp_path / 'test'), '--out', str(out), '--show-dir', str(shown)])
     assert test.returncode == 0, test.stdout[-3000:] + test.stderr[-3000:]
     assert 'Start testing on the original model.' in test.stdout + test.stderr  # not the EMA
     printed = re.findall(r'accuracy/top1: ([\d.]+)', test.stdout + test.stderr)
@@ -60,6 +61,9 @@ def test_train_with_distillation_then_test_prints_real_top1(data_and_teacher, tm
     with open(out, 'rb') as f:
         preds = pickle.load(f)
     assert len(preds) == 2 * NUM_CLASSES
+    # --show-dir: mmpretrain's VisualizationHook drew every test image (labels and prediction)
+    assert sorted(p.name for p in shown.iterdir()) == sorted(
+        f'{osp.basename(p["img_path"])}_0.png' for p in preds)
     correct = sum(int(p['pred_label'][0] == p['gt_label'][0]) for p in preds)
     assert float(printed[0]) == pytest.approx(100 * correct / len(preds), abs=1e-4)
 

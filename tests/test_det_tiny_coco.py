@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 from pycocotools.coco import COCO
 
 from det_helpers import DEMO_CONFIG, REPO, load_cfg
@@ -158,10 +159,43 @@ def test_train_then_test_through_the_tools(tmp_path):
     assert 'SyncBatchNorm (SyncBN) layers in the model will be automatically reverted' in log
 
     log = run_tool([os.path.join(REPO, 'tools', 'test.py'), DEMO_CONFIG, str(checkpoint),
-                    '--work-dir', 'wd_test'], cwd=tmp_path)
+                    '--work-dir', 'wd_test', '--show-dir', 'shown', '--show-score-thr', '0.05'],
+                   cwd=tmp_path)
     test_metrics = dict(METRIC_LINE.findall(log))
     assert test_metrics == train_metrics
     for kind in ('bbox', 'segm'):
         assert 0.0 <= float(test_metrics[kind]) <= 1.0
     with open(annotation_file(str(tmp_path / 'data' / 'tiny_coco'), 'val')) as f:
-        assert len(json.load(f)['images']) == 3
+        val_images = sorted(image['file_name'] for image in json.load(f)['images'])
+    assert len(val_images) == 3
+
+    # --show-dir: DetVisualizationHook drew every test image, ground truth beside prediction
+    assert f'into {tmp_path / "shown"}' in log
+    assert sorted(os.listdir(tmp_path / 'shown')) == val_images
+    for name in val_images:
+        assert Image.open(tmp_path / 'shown' / name).size == (2 * 128, 128)
+
+    # tools/demo.py's pictures of the same checkpoint: each validation image drawn, the grid
+    # (3 images, each at twice its size), its palette copy, and the loss curve
+    log = run_tool([os.path.join(REPO, 'tools', 'demo.py'), '--pictures-from', str(checkpoint),
+                    '--work-dir', 'wd'], cwd=tmp_path)
+    assert 'pictures: wd/val_grid.png' in log and 'wd/loss_curve.png (training loss)' in log
+    assert sorted(os.listdir(tmp_path / 'wd' / 'val_pictures')) == val_images
+    with Image.open(tmp_path / 'wd' / 'val_grid.png') as grid:
+        assert grid.size == (3 * 2 * 256, 2 * (128 + 14))
+    with Image.open(tmp_path / 'wd' / 'val_grid_small.png') as small:
+        assert small.mode == 'P' and small.size == grid.size
+    with Image.open(tmp_path / 'wd' / 'loss_curve.png') as curve:
+        assert curve.size == (640, 400)
+
+
+def test_demo_loss_history_keeps_every_training_loss():
+    from mmengine.logging import MessageHub
+    demo = load_tool('demo')
+    hub = MessageHub('loss_history_test')
+    for loss, loss_cls in ((3.0, 1.0), (2.0, 0.5)):
+        hub.update_scalars({'train/loss': loss, 'train/loss_cls': loss_cls, 'train/lr': 0.1,
+                            'val/loss': 9.0})
+    history = demo.loss_history(hub)
+    assert {name: list(values) for name, values in history.items()} == {
+        'loss': [3.0, 2.0], 'loss_cls': [1.0, 0.5]}

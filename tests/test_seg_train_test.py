@@ -94,9 +94,19 @@ def test_train_then_test_prints_miou(tmp_path):
     val_miou = parse_miou(train_log)
     checkpoint = osp.join(work_dir, f'iter_{MAX_ITERS}.pth')
     assert osp.isfile(checkpoint)
+    show_dir = tmp_path / 'shown'
     test_log = run_tool([osp.join(ROOT, 'tools/test.py'), CONFIG, checkpoint, '--work-dir',
-                         work_dir, '--cfg-options'] + options)
+                         work_dir, '--show-dir', str(show_dir), '--cfg-options'] + options)
     test_miou = parse_miou(test_log)
+    # --show-dir: SegVisualizationHook drew each validation image (ground truth beside
+    # prediction, twice as wide) through the visualizer's LocalVisBackend
+    vis_image = show_dir / 'vis_data' / 'vis_image'
+    drawn = sorted(os.listdir(vis_image))
+    assert drawn == [f'test_ADE_valid_{i:08d}.jpg_0.png' for i in range(3)]
+    for name in drawn:
+        image = cv2.imread(str(vis_image / name))
+        source = cv2.imread(osp.join(data_root, 'images', 'validation', name[5:-6]))
+        assert image.shape == (source.shape[0], 2 * source.shape[1], 3)
     # the same weights on the same validation images: test repeats the in-training evaluation
     assert test_miou == val_miou
     # 4 classes present (labels 1-4 -> 0-3 after reduce_zero_label, border 0 -> ignored): the

@@ -2,13 +2,15 @@
 default_scope picks the library and its test_evaluator prints the metrics.
 
 Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-       [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+       [--show-dir DIR [--show-score-thr T]] [--cfg-options k=v ...]
+       [--launcher none|pytorch|slurm|mpi] [--debug]
 """
 import argparse
 import os.path as osp
 
 from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
-                                load_config)
+                                enable_test_visualization, load_config,
+                                run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:
@@ -16,6 +18,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--out', help='also dump the raw predictions to this .pkl file')
+    parser.add_argument('--show-dir', help="draw ground truth beside prediction for every test "
+                        "image into this folder (the library's visualization hook; "
+                        'segmentation: DIR/vis_data/vis_image/)')
+    parser.add_argument('--show-score-thr', type=float, default=None,
+                        help='detection: draw predictions scoring at least this (default 0.3)')
     add_common_args(parser)
     return parser.parse_args()
 
@@ -33,8 +40,14 @@ def main() -> None:
         evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
         cfg.test_evaluator = evaluator + [dict(type='mmengine.DumpResults',
                                                out_file_path=args.out)]
+    if args.show_dir:
+        show_dir = enable_test_visualization(cfg, args.show_dir, args.show_score_thr)
+        print(f'drawing ground truth | prediction for every test image into {show_dir}')
+    elif args.show_score_thr is not None:
+        raise ConfigError('--show-score-thr needs --show-dir')
     check_data_roots(cfg, ['test_dataloader'])
-    build_runner(cfg).test()
+    run_reporting_config_errors(lambda: build_runner(cfg).test(), cfg, args.cfg_options,
+                                args.debug)
 
 
 if __name__ == '__main__':

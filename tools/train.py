@@ -9,7 +9,8 @@ import argparse
 
 from rapidnet_mm.models.distillation import teacher_setup_problem
 from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
-                                check_pretrained_checkpoints, load_config)
+                                check_pretrained_checkpoints, load_config,
+                                run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,7 +52,8 @@ def main() -> None:
     problem = teacher_setup_problem(cfg.get('model') or {})
     if problem:  # before the runner, so that no step is taken against a missing teacher
         raise ConfigError(problem)
-    build_runner(cfg).train()
+    run_reporting_config_errors(lambda: build_runner(cfg).train(), cfg, args.cfg_options,
+                                args.debug)
 
 
 if __name__ == '__main__':
