@@ -75,3 +75,11 @@ def test_cpu_rehearsal_runs_every_stage_and_records_substitutions(tmp_path):
     assert '| ops | skipped: no CUDA |' in text and '| train_cls | configs/cls/rapidnet_ti' in text
     assert '| RapidNet-Ti | deploy | 6.07 |' in text
     assert text in result.stdout  # the table is printed too
+
+
+def test_the_cuda_comparisons_run_against_cpu_itself():
+    """The ops and backbone comparisons' own code, with CPU standing in for CUDA: identical."""
+    ops = gpu_check.compare_ops('cpu')
+    assert ops['roi_align_forward_max_abs_diff'] == ops['roi_align_grad_max_abs_diff'] == 0.0
+    assert ops['nms_equal'] is True and 0 < ops['nms_kept_cpu'] == ops['nms_kept_device'] < 2000
+    assert gpu_check.compare_backbones('cpu', batch=1, archs=('ti', )) == {'ti': 0.0}

@@ -153,7 +153,8 @@ class CheckFailed(Exception):
         self.details = details or {}
 
 
-def stage_ops(ctx: 'Context') -> dict:
+def compare_ops(device: str = 'cuda') -> dict:
+    """mmcv's RoIAlign (forward and input gradient) and NMS on ``device`` against CPU."""
     import torch
     from mmcv.ops import nms, roi_align
     g = torch.Generator().manual_seed(0)
@@ -164,26 +165,30 @@ def stage_ops(ctx: 'Context') -> dict:
     rois = torch.cat([torch.randint(0, 2, (300, 1), generator=g).float(), xy, xy + wh], dim=1)
     weights = torch.randn(300, 64, 7, 7, generator=g)
 
-    def run_roi_align(device: str):
-        x = feats.to(device).requires_grad_()
-        out = roi_align(x, rois.to(device), (7, 7), 0.25, 2, 'avg', True)
-        (out * weights.to(device)).sum().backward()
+    def run_roi_align(dev: str):
+        x = feats.to(dev).requires_grad_()
+        out = roi_align(x, rois.to(dev), (7, 7), 0.25, 2, 'avg', True)
+        (out * weights.to(dev)).sum().backward()
         return out.detach().cpu(), x.grad.cpu()
 
     out_cpu, grad_cpu = run_roi_align('cpu')
-    out_cuda, grad_cuda = run_roi_align('cuda')
+    out_dev, grad_dev = run_roi_align(device)
     boxes_xy = torch.rand(2000, 2, generator=g) * 500
     boxes = torch.cat([boxes_xy, boxes_xy + torch.rand(2000, 2, generator=g) * 100 + 1], dim=1)
     scores = torch.rand(2000, generator=g)
     _, keep_cpu = nms(boxes, scores, 0.5)
-    _, keep_cuda = nms(boxes.cuda(), scores.cuda(), 0.5)
-    result = dict(
-        roi_align_forward_max_abs_diff=(out_cpu - out_cuda).abs().max().item(),
+    _, keep_dev = nms(boxes.to(device), scores.to(device), 0.5)
+    return dict(
+        roi_align_forward_max_abs_diff=(out_cpu - out_dev).abs().max().item(),
         roi_align_forward_atol=ROI_ALIGN_ATOL,
-        roi_align_grad_max_abs_diff=(grad_cpu - grad_cuda).abs().max().item(),
+        roi_align_grad_max_abs_diff=(grad_cpu - grad_dev).abs().max().item(),
         roi_align_grad_atol=ROI_ALIGN_GRAD_ATOL,
-        nms_kept_cpu=len(keep_cpu), nms_kept_cuda=len(keep_cuda),
-        nms_equal=torch.equal(keep_cpu, keep_cuda.cpu()))
+        nms_kept_cpu=len(keep_cpu), nms_kept_device=len(keep_dev),
+        nms_equal=torch.equal(keep_cpu, keep_dev.cpu()))
+
+
+def stage_ops(ctx: 'Context') -> dict:
+    result = compare_ops('cuda')
     problems = []
     if not result['roi_align_forward_max_abs_diff'] <= ROI_ALIGN_ATOL:
         problems.append('RoIAlign forward differs')
@@ -196,21 +201,29 @@ def stage_ops(ctx: 'Context') -> dict:
     return result
 
 
-def stage_backbone(ctx: 'Context') -> dict:
+def compare_backbones(device: str = 'cuda', batch: int = 2, archs=ARCHS) -> Dict[str, float]:
+    """Each eval-mode RapidNet's outputs on ``device`` against CPU, in fp32 with TF32 off: the
+    largest difference relative to the largest CPU output, by arch."""
     import torch
     from rapidnet_mm import RapidNet
     from rapidnet_mm.deploy.benchmark import relative_difference
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    result = dict(rtol=BACKBONE_RTOL, input=f'{ctx.plan.backbone_batch}x3x224x224', diffs={})
-    x = torch.randn(ctx.plan.backbone_batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    for arch in ARCHS:
+    x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    diffs = {}
+    for arch in archs:
         torch.manual_seed(0)
         model = RapidNet(arch=arch, out_indices=(0, 1, 2, 3)).eval()
         with torch.no_grad():
             ref = model(x)
-            got = model.cuda()(x.cuda())
-        result['diffs'][arch] = relative_difference(ref, [t.cpu() for t in got])
+            got = model.to(device)(x.to(device))
+        diffs[arch] = relative_difference(ref, [t.cpu() for t in got])
+    return diffs
+
+
+def stage_backbone(ctx: 'Context') -> dict:
+    result = dict(rtol=BACKBONE_RTOL, input=f'{ctx.plan.backbone_batch}x3x224x224',
+                  diffs=compare_backbones('cuda', ctx.plan.backbone_batch))
     bad = [a for a, d in result['diffs'].items() if not d <= BACKBONE_RTOL]
     if bad:
         raise CheckFailed(f'RapidNet {bad}: CUDA output differs from CPU by more than '
