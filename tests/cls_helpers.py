@@ -47,17 +47,17 @@ def make_teacher_checkpoint(path: str, arch: str = TINY_TEACHER, seed: int = 0) 
     return teacher
 
 
-def _scale_sizes(node, sizes: Dict[int, int]):
+def scale_sizes(node, sizes: Dict[int, int]):
     """Replace crop/resize sizes in a pipeline (224 -> 64 etc.) wherever they occur."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in ('scale', 'crop_size') and value in sizes:
                 node[key] = sizes[value]
             else:
-                _scale_sizes(value, sizes)
+                scale_sizes(value, sizes)
     elif isinstance(node, list):
         for item in node:
-            _scale_sizes(item, sizes)
+            scale_sizes(item, sizes)
 
 
 def tiny_config(base: str, out_path: str, data_root: str, teacher_ckpt: Optional[str],
@@ -78,7 +78,7 @@ def tiny_config(base: str, out_path: str, data_root: str, teacher_ckpt: Optional
         cfg[loader].persistent_workers = False
         cfg[loader].dataset.data_root = data_root
         cfg[loader].dataset.split = split
-        _scale_sizes(cfg[loader].dataset.pipeline, {224: 64, 248: 72})
+        scale_sizes(cfg[loader].dataset.pipeline, {224: 64, 248: 72})
     cfg.val_evaluator = cfg.test_evaluator = dict(type='Accuracy', topk=(1, ))
     cfg.optim_wrapper.type = 'OptimWrapper'  # AMP needs a GPU
     cfg.optim_wrapper.pop('loss_scale')

@@ -1,45 +1,20 @@
 """End to end: a tiny synthetic ADE20K-layout dataset trains RapidNet-Ti Semantic FPN for a few
 iterations through tools/train.py and is evaluated through tools/test.py, which prints mIoU."""
-import os
 import os.path as osp
 import re
 import subprocess
 import sys
 
-import cv2
-import numpy as np
 import pytest
+from tool_helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs/seg/fpn_rapidnet_ti_ade20k.py')
-# raw ADE label -> BGR colour of its region; 0 is ADE's "other" (ignored with reduce_zero_label)
-COLOURS = {1: (40, 40, 200), 2: (40, 200, 40), 3: (200, 40, 40), 4: (128, 128, 128)}
 MAX_ITERS = 12
 
 
-def make_ade_layout(root: str, seed: int = 0) -> None:
-    """6 training and 3 validation images of odd sizes (65-127 px): a grey background (label 4),
-    a red, a green and a blue rectangle (labels 1-3), noise, and a 2-px border labelled 0."""
-    rng = np.random.default_rng(seed)
-    for split, count in (('training', 6), ('validation', 3)):
-        for i in range(count):
-            height, width = (int(v) for v in rng.integers(65, 128, size=2))
-            label = np.full((height, width), 4, np.uint8)
-            for cls in (1, 2, 3):
-                h, w = int(rng.integers(12, height // 2)), int(rng.integers(12, width // 2))
-                y, x = int(rng.integers(0, height - h)), int(rng.integers(0, width - w))
-                label[y:y + h, x:x + w] = cls
-            label[:2], label[-2:], label[:, :2], label[:, -2:] = 0, 0, 0, 0
-            image = np.zeros((height, width, 3), np.uint8)
-            for cls, colour in COLOURS.items():
-                image[label == cls] = colour
-            noise = rng.normal(0, 12, image.shape)
-            image = np.clip(image + noise, 0, 255).astype(np.uint8)
-            name = f'ADE_{split[:5]}_{i:08d}'
-            for kind, array, ext in (('images', image, 'jpg'), ('annotations', label, 'png')):
-                folder = osp.join(root, kind, split)
-                os.makedirs(folder, exist_ok=True)
-                assert cv2.imwrite(osp.join(folder, f'{name}.{ext}'), array)
+# 6 training and 3 validation images of 65-127 px (tools/make_tiny_ade20k.py's defaults)
+make_ade_layout = load_tool('make_tiny_ade20k').make_ade_layout
 
 
 def overrides(data_root: str) -> list:
