@@ -62,7 +62,7 @@ if __name__ == '__main__':
         extras_require={
             'det': ['mmdet>=3.3,<3.4', 'mmcv>=2.1,<2.2', 'pycocotools'],
             'seg': ['mmsegmentation>=1.2,<1.3', 'mmcv>=2.1,<2.2', 'ftfy', 'regex'],
-            'deploy': ['coremltools>=9.0', 'onnx', 'onnxruntime'],
+            'deploy': ['coremltools>=9.0', 'scikit-learn', 'onnx', 'onnxruntime'],
         },
         zip_safe=False,
     )

@@ -7,6 +7,7 @@ where Core ML's single image ``scale`` could only approximate three different st
 """
 import os
 import os.path as osp
+import shutil
 import statistics
 import sys
 import time
@@ -18,6 +19,8 @@ import torch
 import torch.nn as nn
 
 from ..models.layers import MultiLevelDeformableConv
+from .coreml_compress import (check_compression, compress_mlmodel, format_psnr, min_psnr_for,
+                              package_psnr, sample_images, save_atomically)
 from .export_module import (ExportError, Numerics, check_numerics, describe, output_names,
                             prepare_export)
 from .model_io import InputNormalization
@@ -35,6 +38,8 @@ ANE_FRIENDLY_OPS = frozenset({
     'sigmoid', 'silu', 'clip', 'reduce_mean', 'avg_pool', 'max_pool', 'reshape', 'transpose',
     'concat', 'softmax', 'layer_norm', 'batch_norm', 'upsample_nearest_neighbor',
     'upsample_bilinear',
+    # compressed weights (--compress): decompressed when the model loads, not run per image
+    'constexpr_affine_dequantize', 'constexpr_lut_to_dense', 'constexpr_blockwise_shift_scale',
 })
 COMPUTE_UNITS = ('ALL', 'CPU_AND_NE', 'CPU_AND_GPU', 'CPU_ONLY')
 
@@ -100,13 +105,23 @@ class CoreMLExport:
     report: 'CoreMLReport'
     params: int
     dilated_convs: int
+    # PSNR (dB) per output against the FP32 PyTorch model on sample_images(), per package:
+    # the precision ('fp16'/'fp32'), and the --compress mode when there is one.
+    psnr: Dict[str, List[float]] = field(default_factory=dict)
+
+
+def check_min_psnr(compress: Optional[str], min_psnr: Optional[float]) -> None:
+    if min_psnr is not None and compress is None:
+        raise ExportError('--min-psnr is the floor for a compressed package; add --compress '
+                          'int8|palette6|palette4 or drop --min-psnr')
 
 
 def export_coreml(model: nn.Module, task: str, input_size: Tuple[int, int],
                   norm: InputNormalization, out: str, precision: str = 'fp16',
                   min_target: str = 'iOS16', dilated_as_dense: bool = False,
                   metadata: Optional[Dict[str, str]] = None,
-                  log: Callable[[str], None] = print) -> CoreMLExport:
+                  log: Callable[[str], None] = print, compress: Optional[str] = None,
+                  min_psnr: Optional[float] = None) -> CoreMLExport:
     """Check, reparameterise, trace, compare with PyTorch, convert, save and report.
 
     Args:
@@ -120,12 +135,18 @@ def export_coreml(model: nn.Module, task: str, input_size: Tuple[int, int],
         dilated_as_dense: Rewrite dilated convs as dense ones (for an on-device A/B).
         metadata: Extra user-defined metadata for the package.
         log: Progress printer.
+        compress: None, or a key of ``coreml_compress.COMPRESSIONS`` ('int8', 'palette6',
+            'palette4'): compress the FP16 package's weights.
+        min_psnr: PSNR floor (dB) for the compressed package (default: per mode).
 
     Raises:
         ExportError: bad settings or a model that cannot be exported, before any conversion;
-            or a traced module that does not match the PyTorch model.
+            a traced module that does not match the PyTorch model; a compressed package below
+            the PSNR floor (then nothing is written at ``out``).
     """
     check_options(out, precision, min_target)
+    check_compression(compress, precision, min_target, MIN_TARGETS)
+    check_min_psnr(compress, min_psnr)
     module = prepare_export(model, task, input_size, norm, dilated_as_dense)
     check_coreml_convertible(module)
     names = output_names(model, task)
@@ -146,11 +167,60 @@ def export_coreml(model: nn.Module, task: str, input_size: Tuple[int, int],
                     f'image bias -mean {list(norm.mean)}; 1/std {list(norm.std)} folded into '
                     'the first conv'))
     meta.update(metadata or {})
+    if compress is not None:
+        meta['compression'] = compress
     mlmodel = convert(traced, input_size, norm, names, precision, min_target, meta)
-    mlmodel.save(out)
-    log(f'saved {out}')
+    images = sample_images(input_size, norm.channel_order)
+
+    def evaluate(label: str, path: str) -> List[float]:
+        values = package_psnr(path, module, model, task, norm, images, precision == 'fp16')
+        log(format_psnr(label, names, values, len(images)))
+        return values
+
+    scores = {}
+    if compress is None:
+        mlmodel.save(out)
+        log(f'saved {out}')
+        scores[precision] = evaluate(precision, out)
+    else:
+        scores[precision] = _evaluate_saved(mlmodel, out, lambda p: evaluate(precision, p))
+        log(f'compressing the weights ({compress}) ...')
+        scores[compress] = _save_compressed(compress_mlmodel(mlmodel, compress), out,
+                                            lambda p: evaluate(compress, p),
+                                            *min_psnr_for(compress, min_psnr), compress)
+        log(f'saved {out}')
     return CoreMLExport(out, numerics, coreml_report(out, sizes['params']), sizes['params'],
-                        sizes['dilated_convs'])
+                        sizes['dilated_convs'], scores)
+
+
+def _evaluate_saved(mlmodel, out: str, evaluate: Callable[[str], List[float]]) -> List[float]:
+    """Evaluate ``mlmodel`` saved under a temporary name, then delete it."""
+    tmp = save_atomically(mlmodel, out)
+    try:
+        return evaluate(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _save_compressed(mlmodel, out: str, evaluate: Callable[[str], List[float]], floor: float,
+                     source: str, compress: str) -> List[float]:
+    """Save the compressed package under a temporary name, evaluate it, and move it to ``out``
+    only when every output's PSNR reaches ``floor``; otherwise delete it and raise."""
+    tmp = save_atomically(mlmodel, out)
+    try:
+        values = evaluate(tmp)
+        worst = min(values)
+        if not worst >= floor:  # also catches NaN
+            raise ExportError(f'the {compress} package reaches only {worst:.1f} dB PSNR against '
+                              f'the FP32 model, below the {floor:g} dB floor ({source}); nothing '
+                              f'was written to {out}: choose a milder --compress or lower '
+                              '--min-psnr')
+        if osp.isdir(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+        return values
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _walk_ops(block) -> List:
@@ -240,7 +310,8 @@ class CoreMLReport:
         if self.expected_params is not None:
             lines.append(f'  PyTorch export module parameters: {self.expected_params:,}')
         lines.append(f'  package size: {self.size_bytes:,} bytes = {self.bytes_per_weight:.3f} '
-                     'bytes per weight (FP16 ~2, FP32 ~4)')
+                     'bytes per weight (FP16 ~2, FP32 ~4; int8 ~1, palette6 ~0.75, palette4 ~0.5 '
+                     'plus the uncompressed small tensors)')
         ops = ', '.join(f'{op} {n}' for op, n in self.op_histogram.most_common() if op != 'const')
         lines.append(f'  ops ({sum(self.op_histogram.values()) - self.op_histogram["const"]} '
                      f'besides {self.op_histogram["const"]} const): {ops}')
@@ -272,10 +343,16 @@ def coreml_report(path: str, expected_params: Optional[int] = None) -> CoreMLRep
     histogram = Counter(op.type for op in ops)
     consts = {op.outputs[0].name: op for op in ops if op.type == 'const'}
     weights: Counter = Counter()
-    for op in consts.values():
+    compressed = [op for op in ops if op.type.startswith('constexpr_')]
+    # a compressed weight counts once, under its op; its look-up table or scales are not weights
+    parts = {arg.name for op in compressed for arg_list in op.inputs.values()
+             for arg in arg_list.arguments}
+    for op in compressed:
+        weights[op.type] += _numel(op.outputs[0].type.tensorType)
+    for name, op in consts.items():
         ttype = op.outputs[0].type.tensorType
         dtype = MIL_pb2.DataType.Name(ttype.dataType)
-        if ttype.rank >= 1 and dtype.startswith(('FLOAT', 'BFLOAT')):
+        if name not in parts and ttype.rank >= 1 and dtype.startswith(('FLOAT', 'BFLOAT')):
             weights[dtype] += _numel(ttype)
     dilated = 0
     for op in ops:
