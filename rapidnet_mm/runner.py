@@ -131,6 +131,47 @@ def prepare_cpu_distributed(cfg: Config) -> None:
                                      broadcast_buffers=False)
 
 
+SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN')
+
+
+def _sync_bn_settings(node, path: str) -> Iterable[str]:
+    """Yield the ``--cfg-options`` name of every norm_cfg under ``node`` that asks for SyncBN."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, dict) and value.get('type') in SYNC_BN_TYPES:
+                yield f'{path}.{key}'
+            else:
+                yield from _sync_bn_settings(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _sync_bn_settings(item, f'{path}.{i}')
+
+
+def check_training_devices(cfg: Config) -> None:
+    """Stop, before anything is built, when the config trains with what needs a GPU and this
+    machine has none: SyncBN in a distributed run (torch refuses CPU tensors; mmengine reverts
+    SyncBN to BN only when the run is not distributed) and ``AmpOptimWrapper`` (mmengine
+    asserts a GPU). The message names the settings that make the run work on CPU; nothing
+    falls back on its own. Inference is unaffected: SyncBN does not synchronise in eval mode
+    and testing builds no optimiser wrapper."""
+    from mmengine.device import get_device
+    if get_device() != 'cpu':
+        return
+    if cfg.get('launcher', 'none') != 'none':
+        settings = list(_sync_bn_settings(cfg.get('model'), 'model'))
+        overrides = [f'{s}.type=BN' for s in settings]
+        if cfg.get('sync_bn') is not None:  # Runner's own BN -> SyncBN conversion
+            settings.append('sync_bn')
+            overrides.append('sync_bn=None')
+        if settings:
+            raise ConfigError(
+                f'SyncBN ({", ".join(settings)}) needs CUDA and this machine has none; to train '
+                f'distributed on CPU use plain BN: --cfg-options {" ".join(overrides)}')
+    if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper':
+        raise ConfigError('AmpOptimWrapper (mixed precision) needs a GPU and this machine has '
+                          'none; train in fp32 with --no-amp')
+
+
 def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
