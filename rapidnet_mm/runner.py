@@ -147,27 +147,33 @@ def _sync_bn_settings(node, path: str) -> Iterable[str]:
             yield from _sync_bn_settings(item, f'{path}.{i}')
 
 
-def check_training_devices(cfg: Config) -> None:
-    """Stop, before anything is built, when the config trains with what needs a GPU and this
-    machine has none: SyncBN in a distributed run (torch refuses CPU tensors; mmengine reverts
-    SyncBN to BN only when the run is not distributed) and ``AmpOptimWrapper`` (mmengine
-    asserts a GPU). The message names the settings that make the run work on CPU; nothing
-    falls back on its own. Inference is unaffected: SyncBN does not synchronise in eval mode
-    and testing builds no optimiser wrapper."""
+def check_sync_bn(cfg: Config) -> None:
+    """Stop, before anything is built, when a distributed run on a machine without a GPU would
+    use SyncBN: DDP refuses SyncBN modules on CPU ("SyncBatchNorm layers only work with GPU
+    modules", tests too) and their training forward refuses CPU tensors; mmengine reverts SyncBN
+    to BN only when the run is not distributed. The message names every setting to switch to
+    plain BN; nothing is switched on its own."""
     from mmengine.device import get_device
-    if get_device() != 'cpu':
+    if cfg.get('launcher', 'none') == 'none' or get_device() != 'cpu':
         return
-    if cfg.get('launcher', 'none') != 'none':
-        settings = list(_sync_bn_settings(cfg.get('model'), 'model'))
-        overrides = [f'{s}.type=BN' for s in settings]
-        if cfg.get('sync_bn') is not None:  # Runner's own BN -> SyncBN conversion
-            settings.append('sync_bn')
-            overrides.append('sync_bn=None')
-        if settings:
-            raise ConfigError(
-                f'SyncBN ({", ".join(settings)}) needs CUDA and this machine has none; to train '
-                f'distributed on CPU use plain BN: --cfg-options {" ".join(overrides)}')
-    if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper':
+    settings = list(_sync_bn_settings(cfg.get('model'), 'model'))
+    overrides = [f'{s}.type=BN' for s in settings]
+    if cfg.get('sync_bn') is not None:  # the Runner's own BN -> SyncBN conversion
+        settings.append('sync_bn')
+        overrides.append('sync_bn=None')
+    if settings:
+        raise ConfigError(
+            f'SyncBN ({", ".join(settings)}) needs CUDA and this machine has none; to run '
+            f'distributed on CPU use plain BN: --cfg-options {" ".join(overrides)}')
+
+
+def check_training_devices(cfg: Config) -> None:
+    """Before anything is built, stop when training needs a GPU this machine lacks: SyncBN in
+    a distributed run (:func:`check_sync_bn`) or ``AmpOptimWrapper`` (mmengine asserts a GPU;
+    testing builds no optimiser wrapper, so only training is checked)."""
+    from mmengine.device import get_device
+    check_sync_bn(cfg)
+    if get_device() == 'cpu' and cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper':
         raise ConfigError('AmpOptimWrapper (mixed precision) needs a GPU and this machine has '
                           'none; train in fp32 with --no-amp')
 
@@ -175,6 +181,7 @@ def check_training_devices(cfg: Config) -> None:
 def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    check_sync_bn(cfg)
     prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

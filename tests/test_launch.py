@@ -99,7 +99,7 @@ AMP_ERROR = ('error: AmpOptimWrapper (mixed precision) needs a GPU and this mach
 
 def sync_bn_error(settings: list, extra: str = '') -> str:
     return (f'error: SyncBN ({", ".join(settings)}) needs CUDA and this machine has none; to '
-            'train distributed on CPU use plain BN: --cfg-options '
+            'run distributed on CPU use plain BN: --cfg-options '
             + ' '.join(f'{s}.type=BN' for s in settings) + extra)
 
 
@@ -119,7 +119,20 @@ def test_sync_bn_check_names_every_setting(config):
     with pytest.raises(ConfigError) as error:
         check_training_devices(cfg)
     assert error.value.code == 'error: SyncBN (sync_bn) needs CUDA and this machine has none; ' \
-        'to train distributed on CPU use plain BN: --cfg-options sync_bn=None'
+        'to run distributed on CPU use plain BN: --cfg-options sync_bn=None'
+
+
+@needs_cpu_only
+def test_test_tool_stops_on_sync_bn_distributed_on_cpu(tmp_path, monkeypatch):
+    """Testing too: DDP refuses SyncBN modules on CPU, so tools/test.py stops the same way."""
+    checkpoint = tmp_path / 'c.pth'
+    checkpoint.write_bytes(b'')
+    monkeypatch.setattr('sys.argv', [
+        'test.py', SEG, str(checkpoint), '--launcher', 'pytorch', '--work-dir', str(tmp_path),
+        '--cfg-options', f'test_dataloader.dataset.data_root={tmp_path}'])
+    with pytest.raises(ConfigError) as error:
+        load_tool('test').main()
+    assert error.value.code == sync_bn_error(SYNC_BN_SETTINGS[SEG])
 
 
 @needs_cpu_only
