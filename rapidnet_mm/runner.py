@@ -141,9 +141,57 @@ def prepare_cpu_distributed(cfg: Config) -> None:
                                      broadcast_buffers=False)
 
 
+SYNC_BN_TYPES = ('SyncBN', 'MMSyncBN')
+
+
+def _sync_bn_settings(node, path: str) -> Iterable[str]:
+    """Yield the ``--cfg-options`` name of every norm_cfg under ``node`` that asks for SyncBN."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if isinstance(value, dict) and value.get('type') in SYNC_BN_TYPES:
+                yield f'{path}.{key}'
+            else:
+                yield from _sync_bn_settings(value, f'{path}.{key}')
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _sync_bn_settings(item, f'{path}.{i}')
+
+
+def check_sync_bn(cfg: Config) -> None:
+    """Stop, before anything is built, when a distributed run on a machine without a GPU would
+    use SyncBN: DDP refuses SyncBN modules on CPU ("SyncBatchNorm layers only work with GPU
+    modules", tests too) and their training forward refuses CPU tensors; mmengine reverts SyncBN
+    to BN only when the run is not distributed. The message names every setting to switch to
+    plain BN; nothing is switched on its own."""
+    from mmengine.device import get_device
+    if cfg.get('launcher', 'none') == 'none' or get_device() != 'cpu':
+        return
+    settings = list(_sync_bn_settings(cfg.get('model'), 'model'))
+    overrides = [f'{s}.type=BN' for s in settings]
+    if cfg.get('sync_bn') is not None:  # the Runner's own BN -> SyncBN conversion
+        settings.append('sync_bn')
+        overrides.append('sync_bn=None')
+    if settings:
+        raise ConfigError(
+            f'SyncBN ({", ".join(settings)}) needs CUDA and this machine has none; to run '
+            f'distributed on CPU use plain BN: --cfg-options {" ".join(overrides)}')
+
+
+def check_training_devices(cfg: Config) -> None:
+    """Before anything is built, stop when training needs a GPU this machine lacks: SyncBN in
+    a distributed run (:func:`check_sync_bn`) or ``AmpOptimWrapper`` (mmengine asserts a GPU;
+    testing builds no optimiser wrapper, so only training is checked)."""
+    from mmengine.device import get_device
+    check_sync_bn(cfg)
+    if get_device() == 'cpu' and cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper':
+        raise ConfigError('AmpOptimWrapper (mixed precision) needs a GPU and this machine has '
+                          'none; train in fp32 with --no-amp')
+
+
 def build_runner(cfg: Config):
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
+    check_sync_bn(cfg)
     prepare_cpu_distributed(cfg)
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)

@@ -3,6 +3,7 @@ tests (made on the fly in a tmp dir; nothing is downloaded)."""
 import argparse
 import os
 import os.path as osp
+import socket
 import subprocess
 import sys
 from typing import Dict, List, Optional
@@ -89,6 +90,13 @@ def tiny_config(base: str, out_path: str, data_root: str, teacher_ckpt: Optional
         cfg.env_cfg.dist_cfg.backend = backend
     cfg.dump(out_path)
     return out_path
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (for torchrun's rendezvous)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def run_tool(args: List[str], timeout: int = 600, env: Optional[dict] = None,

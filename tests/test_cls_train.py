@@ -5,13 +5,12 @@ train with gloo through torchrun."""
 import os.path as osp
 import pickle
 import re
-import socket
 
 import pytest
 import torch
 
-from cls_helpers import (NUM_CLASSES, PYTHON, make_imagenet, make_teacher_checkpoint, run_tool,
-                         tiny_config)
+from cls_helpers import (NUM_CLASSES, PYTHON, free_port, make_imagenet, make_teacher_checkpoint,
+                         run_tool, tiny_config)
 
 BASE = 'configs/cls/rapidnet_ti_in1k.py'
 
@@ -22,12 +21,6 @@ def data_and_teacher(tmp_path_factory):
     make_imagenet(str(root / 'imagenet'), {'train': 2, 'val': 2})
     make_teacher_checkpoint(str(root / 'teacher.pth'))
     return root
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.slow
@@ -86,7 +79,7 @@ def test_two_processes_train_with_gloo(data_and_teacher, tmp_path):
                       str(data_and_teacher / 'teacher.pth'), batch_size=2, backend='gloo')
     work = tmp_path / 'work'
     result = run_tool([PYTHON, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-                       f'--master_port={_free_port()}', 'tools/train.py', cfg, '--launcher',
+                       f'--master_port={free_port()}', 'tools/train.py', cfg, '--launcher',
                        'pytorch', '--work-dir', str(work), '--no-validate',
                        '--cfg-options', 'log_level=DEBUG'])
     output = result.stdout + result.stderr

@@ -1,16 +1,17 @@
 """Train any rapidnet_mm (or mmpretrain/mmdet/mmseg) config; the config's default_scope picks the
 library. Multi-GPU / multi-node: ``torchrun --nproc_per_node=N tools/train.py CONFIG --launcher
-pytorch`` (or slurm), through mmengine's launchers.
+pytorch`` (or slurm), through mmengine's launchers; tools/dist_train.sh and tools/slurm_train.sh
+wrap these.
 
-Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--auto-scale-lr]
-       [--no-validate] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
+Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp | --no-amp]
+       [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
 
 from rapidnet_mm.models.distillation import teacher_setup_problem
 from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
-                                check_pretrained_checkpoints, load_config,
-                                run_reporting_config_errors)
+                                check_pretrained_checkpoints, check_training_devices,
+                                load_config, run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:
@@ -19,7 +20,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', const='auto', default=None,
                         help='resume from CKPT, or without a value from the latest checkpoint '
                         'in the work dir')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    amp = parser.add_mutually_exclusive_group()
+    amp.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    amp.add_argument('--no-amp', action='store_true',
+                     help='train in fp32 even if the config uses AmpOptimWrapper (CPU)')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help="scale the lr by the actual total batch (config's auto_scale_lr)")
     parser.add_argument('--no-validate', action='store_true',
@@ -36,6 +40,10 @@ def main() -> None:
             print('note: the config already trains with AmpOptimWrapper')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.no_amp:
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype'):  # AmpOptimWrapper's own arguments
+            cfg.optim_wrapper.pop(key, None)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
             raise SystemExit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the '
@@ -47,6 +55,7 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    check_training_devices(cfg)
     check_data_roots(cfg, ['train_dataloader'] + ([] if args.no_validate else ['val_dataloader']))
     check_pretrained_checkpoints(cfg)
     problem = teacher_setup_problem(cfg.get('model') or {})
