@@ -259,7 +259,11 @@ build_mmcv() {
 if ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
   step "3/5 mmcv ${MMCV_VERSION}: using the cached wheel in $WHEEL_DIR"
 else
-  step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (CPU: 10-35 min on 2 cores)"
+  if [ "$DEVICE" = cuda ]; then
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (58 CUDA units more than the CPU build: over an hour on 2 loaded cores)"
+  else
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (10-35 min on 2 cores)"
+  fi
   build_mmcv
 fi
 if [ "$DEVICE" = cuda ]; then
