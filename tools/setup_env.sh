@@ -60,8 +60,13 @@ pick_python() {
 }
 
 stack_key() {
-  # Everything that decides what gets installed.
-  cat "$REQUIREMENTS" "$ROOT/setup.py" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16
+  # Everything that decides what gets installed (the CUDA settings only when any is given).
+  {
+    cat "$REQUIREMENTS" "$ROOT/setup.py" "${BASH_SOURCE[0]}"
+    if [ -n "${FORCE_CUDA:-}${TORCH_CUDA_ARCH_LIST:-}${RAPIDNET_MM_NVCC:-}" ]; then
+      printf 'cuda %s %s %s\n' "${FORCE_CUDA:-}" "${TORCH_CUDA_ARCH_LIST:-}" "${RAPIDNET_MM_NVCC:-}"
+    fi
+  } | sha256sum | cut -c1-16
 }
 
 STAMP=$VENV/.rapidnet_mm_stack
@@ -89,7 +94,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stack_key)" ] && [ -x "$VPY" ]; t
     step "nothing to do"
     exit 0
   fi
-  step "the installed stack does not import; reinstalling"
+  step "the installed stack does not import (or lacks the CUDA ops asked for); reinstalling"
 fi
 
 PY=$(pick_python)
