@@ -10,6 +10,12 @@
 #
 # Environment: PYTHON (interpreter for the venv, default python3.11 or python3),
 # RAPIDNET_MM_CACHE (wheel cache), RAPIDNET_MM_VENV (venv path, default <repo>/.venv).
+#
+# CUDA: when torch sees a GPU, or FORCE_CUDA=1, mmcv is built with its CUDA ops (docs/install.md,
+# "GPU"). TORCH_CUDA_ARCH_LIST picks the GPU architectures (default: the local GPUs', or
+# MMCV_CUDA_ARCH_DEFAULT below when there is none). The compiler is the system nvcc ($CUDA_HOME/bin
+# or PATH) when its CUDA version equals torch's; with no system nvcc, or RAPIDNET_MM_NVCC=pypi,
+# the pinned toolchain of requirements/cuda.txt is installed into the venv instead.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,8 +35,21 @@ MMCV_SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
 MMCV_CFLAGS="-DNDEBUG -fwrapv -O3 -Wall -g0"
 MMCV_CXX_STD="-std=c++20"
 
+# CUDA builds only (the CPU build above is unchanged):
+# - with no GPU to ask, these architectures; CUDA 13 compiles nothing older than sm_75;
+MMCV_CUDA_ARCH_DEFAULT="7.5;8.0;8.6;8.9;9.0;10.0;12.0"
+# - requirements/cuda.txt pins a PyPI toolchain for this CUDA version only.
+PYPI_NVCC_CUDA=13.0
+
 step() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+patch_mmcv_cuda_sources() {
+  # Narrow fixes to mmcv 2.1.0's CUDA sources for CUDA 13 / C++20; each fails if its target text
+  # is gone. (None needed so far.)
+  local src=$1
+  [ -d "$src/mmcv/ops/csrc/pytorch/cuda" ] || die "no CUDA sources in $src"
+}
 
 pick_python() {
   if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"; return; fi
@@ -41,8 +60,13 @@ pick_python() {
 }
 
 stack_key() {
-  # Everything that decides what gets installed.
-  cat "$REQUIREMENTS" "$ROOT/setup.py" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16
+  # Everything that decides what gets installed (the CUDA settings only when any is given).
+  {
+    cat "$REQUIREMENTS" "$ROOT/setup.py" "${BASH_SOURCE[0]}"
+    if [ -n "${FORCE_CUDA:-}${TORCH_CUDA_ARCH_LIST:-}${RAPIDNET_MM_NVCC:-}" ]; then
+      printf 'cuda %s %s %s\n' "${FORCE_CUDA:-}" "${TORCH_CUDA_ARCH_LIST:-}" "${RAPIDNET_MM_NVCC:-}"
+    fi
+  } | sha256sum | cut -c1-16
 }
 
 STAMP=$VENV/.rapidnet_mm_stack
@@ -51,8 +75,13 @@ VPY=$VENV/bin/python
 verify() {
   "$VPY" - <<'PY'
 import importlib
+import os
 import mmcv.ops  # noqa: F401  (fails if mmcv was built without its ops)
 import rapidnet_mm  # noqa: F401
+import torch
+if torch.cuda.is_available() or os.environ.get('FORCE_CUDA') == '1':
+    built = mmcv.ops.get_compiling_cuda_version()
+    assert built == torch.version.cuda, f'mmcv has CUDA {built}, torch {torch.version.cuda}'
 names = ['torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain', 'timm',
          'coremltools', 'onnx', 'onnxruntime', 'rapidnet_mm']
 print('  ' + ', '.join(f'{n} {importlib.import_module(n).__version__}' for n in names))
@@ -65,7 +94,7 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stack_key)" ] && [ -x "$VPY" ]; t
     step "nothing to do"
     exit 0
   fi
-  step "the installed stack does not import; reinstalling"
+  step "the installed stack does not import (or lacks the CUDA ops asked for); reinstalling"
 fi
 
 PY=$(pick_python)
@@ -89,9 +118,107 @@ FLAGS_KEY=$(printf '%s %s' "$MMCV_CFLAGS" "$MMCV_CXX_STD" | sha256sum | cut -c1-
 PY_TAG=$("$VPY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
 WHEEL_DIR=$CACHE/wheels/mmcv-${MMCV_VERSION}_torch-${TORCH_VERSION}_${DEVICE}_${PY_TAG}_${FLAGS_KEY}
 
+cuda_release() {
+  # "13.0" from `nvcc --version` ("Cuda compilation tools, release 13.0, V13.0.88").
+  "$1" --version 2>/dev/null | sed -n 's/.*release \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p'
+}
+
+use_pypi_nvcc() {
+  [ "$TORCH_CUDA" = "$PYPI_NVCC_CUDA" ] || die "no system nvcc for CUDA ${TORCH_CUDA} (torch's), and \
+requirements/cuda.txt pins CUDA ${PYPI_NVCC_CUDA}: install the CUDA ${TORCH_CUDA} toolkit and set CUDA_HOME"
+  step "    installing the CUDA ${PYPI_NVCC_CUDA} compiler from PyPI (requirements/cuda.txt)"
+  "$VPY" -m pip install --quiet -r "$ROOT/requirements/cuda.txt"
+  CUDA_HOME=$TORCH_NVIDIA
+  [ -x "$CUDA_HOME/bin/nvcc" ] || die "requirements/cuda.txt installed no nvcc at $CUDA_HOME/bin/nvcc"
+}
+
+toolkit_of() {
+  # The toolkit folder of an nvcc: bin/.. of the real file, or of the nvcc that a wrapper script
+  # such as /usr/local/bin/nvcc ("exec /usr/local/cuda-13.0/bin/nvcc "$@"") runs.
+  local nvcc real
+  nvcc=$(readlink -f "$1")
+  if [ ! -f "$(dirname "$nvcc")/nvcc.profile" ]; then
+    real=$(sed -n 's/^exec \([^ ]*nvcc\) .*/\1/p' "$nvcc" | head -n 1)
+    [ -z "$real" ] || nvcc=$(readlink -f "$real")
+  fi
+  (cd "$(dirname "$nvcc")/.." && pwd)
+}
+
+setup_cuda_toolkit() {
+  # Sets CUDA_HOME to an nvcc whose CUDA version is torch's, and the header paths torch's CUDA
+  # headers need. Never falls back to a CPU build.
+  TORCH_CUDA=$("$VPY" -c 'import torch; print(torch.version.cuda or "")')
+  [ -n "$TORCH_CUDA" ] || die "torch ${TORCH_VERSION} is a CPU-only build: a CUDA mmcv needs a +cuXXX torch \
+(or unset FORCE_CUDA for the CPU build)"
+  # torch's CUDA wheels keep their headers (cuBLAS, cuSPARSE, ...) in the venv's nvidia/cuXX.
+  TORCH_NVIDIA=$("$VPY" -c 'import os, sysconfig, torch
+print(os.path.join(sysconfig.get_paths()["purelib"], "nvidia", "cu" + torch.version.cuda.split(".")[0]))')
+  local system_nvcc=""
+  if [ -n "${CUDA_HOME:-}" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then
+    system_nvcc=$CUDA_HOME/bin/nvcc
+  elif command -v nvcc >/dev/null 2>&1; then
+    system_nvcc=$(command -v nvcc)
+  fi
+  case "${RAPIDNET_MM_NVCC:-auto}" in
+    pypi) use_pypi_nvcc ;;
+    auto|system)
+      if [ -z "$system_nvcc" ]; then
+        [ "${RAPIDNET_MM_NVCC:-auto}" = auto ] || die "RAPIDNET_MM_NVCC=system but no nvcc on PATH or in \$CUDA_HOME/bin"
+        use_pypi_nvcc
+      else
+        local found
+        found=$(cuda_release "$system_nvcc")
+        [ "$found" = "$TORCH_CUDA" ] || die "$system_nvcc is CUDA ${found:-of unknown version}, but torch \
+${TORCH_VERSION} is built for CUDA ${TORCH_CUDA}: put a CUDA ${TORCH_CUDA} nvcc first (CUDA_HOME=/path/to/cuda-${TORCH_CUDA}), \
+or set RAPIDNET_MM_NVCC=pypi to install the pinned one from PyPI into the venv"
+        CUDA_HOME=$(toolkit_of "$system_nvcc")
+      fi ;;
+    *) die "RAPIDNET_MM_NVCC must be auto, system or pypi (got '${RAPIDNET_MM_NVCC}')" ;;
+  esac
+  export CUDA_HOME PATH="$CUDA_HOME/bin:$PATH"
+  # torch's CUDA headers include cuBLAS/cuSPARSE headers, which torch's own CUDA wheels put in the
+  # venv (not every toolkit has them); cccl (thrust, cub, nv/target) comes first, as nvcc expects.
+  export CPATH="$CUDA_HOME/include/cccl:$CUDA_HOME/include:$TORCH_NVIDIA/include${CPATH:+:$CPATH}"
+  if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
+    TORCH_CUDA_ARCH_LIST=$("$VPY" -c 'import torch
+caps = sorted({torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
+print(";".join(f"{a}.{b}" for a, b in caps))' 2>/dev/null || true)
+    TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$MMCV_CUDA_ARCH_DEFAULT}
+  fi
+  export TORCH_CUDA_ARCH_LIST
+  local arch
+  for arch in $(printf '%s' "$TORCH_CUDA_ARCH_LIST" | tr ';,' '  '); do
+    case "${TORCH_CUDA%%.*}:${arch%%+*}" in
+      1[3-9]:[3-6].*|1[3-9]:7.[0-4])
+        die "TORCH_CUDA_ARCH_LIST has ${arch}, but CUDA ${TORCH_CUDA} compiles nothing older than 7.5: drop it" ;;
+    esac
+  done
+  step "    CUDA ${TORCH_CUDA}: nvcc $(cuda_release "$CUDA_HOME/bin/nvcc") in $CUDA_HOME, architectures ${TORCH_CUDA_ARCH_LIST}"
+}
+
+if [ "$DEVICE" = cuda ]; then
+  setup_cuda_toolkit
+  # The architectures and the CUDA source patches decide the wheel too; the CPU key is unchanged.
+  ARCH_KEY=$(printf '%s' "$TORCH_CUDA_ARCH_LIST" | tr -c '0-9A-Za-z+' '-' | sed 's/-*$//')
+  PATCH_KEY=$(declare -f patch_mmcv_cuda_sources | sha256sum | cut -c1-8)
+  WHEEL_DIR=${WHEEL_DIR}_sm-${ARCH_KEY}_${PATCH_KEY}
+  # The build folder is kept without the patch key, so that a patched rebuild reuses its objects.
+  BUILD_NAME=$(basename "${WHEEL_DIR%_*}")
+fi
+
 build_mmcv() {
-  local work=$CACHE/build/mmcv-${MMCV_VERSION}_torch-${TORCH_VERSION}_${DEVICE}_${PY_TAG}_${FLAGS_KEY}
-  rm -rf "$work" && mkdir -p "$work"
+  local work=$CACHE/build/${BUILD_NAME:-$(basename "$WHEEL_DIR")}
+  local src=$work/mmcv-${MMCV_VERSION}
+  if [ "$DEVICE" = cuda ] && [ -d "$src/build" ]; then
+    # A failed CUDA build keeps its object files: ninja recompiles only what changed (patched
+    # sources, changed flags), which saves most of an hour on 2 cores.
+    step "    reusing the object files of the previous attempt in $src/build"
+    mv "$src/build" "$CACHE/build/.keep-$$"
+    rm -rf "$work" && mkdir -p "$src"
+    mv "$CACHE/build/.keep-$$" "$src/build"
+  else
+    rm -rf "$work" && mkdir -p "$work"
+  fi
   step "    downloading the mmcv ${MMCV_VERSION} source archive"
   "$VPY" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
     -d "$work" "mmcv==${MMCV_VERSION}"
@@ -100,7 +227,6 @@ build_mmcv() {
   echo "$MMCV_SHA256  $archive" | sha256sum --check --quiet \
     || die "mmcv source archive checksum mismatch: $archive"
   tar -xzf "$archive" -C "$work"
-  local src=$work/mmcv-${MMCV_VERSION}
   grep -q -- '-std=c++1[47]' "$src/setup.py" \
     || die "mmcv setup.py has no -std=c++14/17 flag to replace: the C++20 workaround no longer fits"
   sed -i "s/-std=c++1[47]/${MMCV_CXX_STD}/g" "$src/setup.py"
@@ -108,7 +234,15 @@ build_mmcv() {
   total=$(find "$src/mmcv/ops/csrc/pytorch" -maxdepth 2 -name '*.cpp' \
     -not -path '*/cuda/*' -not -path '*/npu/*' -not -path '*/mlu/*' -not -path '*/mps/*' | wc -l)
   local log=$work/build.log
-  step "    compiling ${total} C++ units with MAX_JOBS=${MAX_JOBS:-2} (log: $log)"
+  if [ "$DEVICE" = cuda ]; then
+    patch_mmcv_cuda_sources "$src"
+    local cu_units
+    cu_units=$(find "$src/mmcv/ops/csrc/pytorch/cuda" -maxdepth 1 \( -name '*.cu' -o -name '*.cpp' \) | wc -l)
+    total=$((total + cu_units))
+    step "    compiling ${total} C++ and CUDA units with MAX_JOBS=${MAX_JOBS:-2} (log: $log)"
+  else
+    step "    compiling ${total} C++ units with MAX_JOBS=${MAX_JOBS:-2} (log: $log)"
+  fi
   (
     cd "$src"
     MMCV_WITH_OPS=1 FORCE_CUDA=${FORCE_CUDA:-0} MAX_JOBS=${MAX_JOBS:-2} CFLAGS="$MMCV_CFLAGS" \
@@ -130,10 +264,24 @@ build_mmcv() {
 if ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
   step "3/5 mmcv ${MMCV_VERSION}: using the cached wheel in $WHEEL_DIR"
 else
-  step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (10-35 min on 2 cores)"
+  if [ "$DEVICE" = cuda ]; then
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (58 CUDA units more than the CPU build: over an hour on 2 loaded cores)"
+  else
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (10-35 min on 2 cores)"
+  fi
   build_mmcv
 fi
-"$VPY" -m pip install --quiet "$WHEEL_DIR"/mmcv-*.whl
+if [ "$DEVICE" = cuda ]; then
+  # Same version as a CPU mmcv that may be installed: replace it, without touching its deps.
+  "$VPY" -m pip install --quiet --force-reinstall --no-deps "$WHEEL_DIR"/mmcv-*.whl
+  BUILT_CUDA=$("$VPY" -c 'import mmcv.ops; print(mmcv.ops.get_compiling_cuda_version())') \
+    || die "the CUDA mmcv wheel in $WHEEL_DIR does not import (see above); delete that folder to rebuild"
+  [ "$BUILT_CUDA" = "$TORCH_CUDA" ] || die "the mmcv wheel in $WHEEL_DIR has no CUDA ${TORCH_CUDA} compiled in \
+(get_compiling_cuda_version() says '${BUILT_CUDA}'): delete that folder and rerun with a CUDA ${TORCH_CUDA} nvcc"
+  step "    mmcv ops compiled with CUDA ${BUILT_CUDA}"
+else
+  "$VPY" -m pip install --quiet "$WHEEL_DIR"/mmcv-*.whl
+fi
 
 step "4/5 installing rapidnet_mm (editable)"
 "$VPY" -m pip install --quiet --no-build-isolation --no-deps -e "$ROOT"
