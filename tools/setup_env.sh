@@ -23,19 +23,13 @@ VENV=${RAPIDNET_MM_VENV:-$ROOT/.venv}
 CACHE=${RAPIDNET_MM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rapidnet_mm}
 REQUIREMENTS=$ROOT/requirements/stack.txt
 
-# mmcv: PyPI has only the source archive for this torch, so we build it. Workarounds, each needed:
-# - `-std=c++20` replaces the c++14/c++17 flags hard-coded in mmcv 2.1.0's setup.py, because
-#   torch 2.14's ATen headers require C++20; the mmcv sources themselves are unchanged;
-# - CFLAGS keep Python's defaults (-DNDEBUG -fwrapv -O3 -Wall) but drop debug info (-g0): about
-#   40% faster to build, a 2 MB instead of 32 MB ops library, same speed (a bare CFLAGS=-g0 would
-#   silently build at -O0);
-# - --no-build-isolation because mmcv's setup.py imports torch.
-MMCV_VERSION=2.1.0
-MMCV_SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
-MMCV_CFLAGS="-DNDEBUG -fwrapv -O3 -Wall -g0"
-MMCV_CXX_STD="-std=c++20"
+# mmcv: PyPI has only the source archive for this torch, so we build it, with the version, checksum,
+# compiler flags and source patches of tools/mmcv_build.sh (shared with the GPU machine's build,
+# docs/gpu.md); --no-build-isolation because mmcv's setup.py imports torch.
+# shellcheck source=tools/mmcv_build.sh
+source "$ROOT/tools/mmcv_build.sh"
 
-# CUDA builds only (the CPU build above is unchanged):
+# CUDA builds only (the CPU build is unchanged by these):
 # - with no GPU to ask, these architectures; CUDA 13 compiles nothing older than sm_75;
 MMCV_CUDA_ARCH_DEFAULT="7.5;8.0;8.6;8.9;9.0;10.0;12.0"
 # - requirements/cuda.txt pins a PyPI toolchain for this CUDA version only.
@@ -43,13 +37,6 @@ PYPI_NVCC_CUDA=13.0
 
 step() { printf '[setup %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
-
-patch_mmcv_cuda_sources() {
-  # Narrow fixes to mmcv 2.1.0's CUDA sources for CUDA 13 / C++20; each fails if its target text
-  # is gone. (None needed so far.)
-  local src=$1
-  [ -d "$src/mmcv/ops/csrc/pytorch/cuda" ] || die "no CUDA sources in $src"
-}
 
 pick_python() {
   if [ -n "${PYTHON:-}" ]; then echo "$PYTHON"; return; fi
@@ -62,7 +49,7 @@ pick_python() {
 stack_key() {
   # Everything that decides what gets installed (the CUDA settings only when any is given).
   {
-    cat "$REQUIREMENTS" "$ROOT/setup.py" "${BASH_SOURCE[0]}"
+    cat "$REQUIREMENTS" "$ROOT/setup.py" "${BASH_SOURCE[0]}" "$ROOT/tools/mmcv_build.sh"
     if [ -n "${FORCE_CUDA:-}${TORCH_CUDA_ARCH_LIST:-}${RAPIDNET_MM_NVCC:-}" ]; then
       printf 'cuda %s %s %s\n' "${FORCE_CUDA:-}" "${TORCH_CUDA_ARCH_LIST:-}" "${RAPIDNET_MM_NVCC:-}"
     fi
@@ -224,25 +211,12 @@ build_mmcv() {
     -d "$work" "mmcv==${MMCV_VERSION}"
   local archive=$work/mmcv-${MMCV_VERSION}.tar.gz
   [ -f "$archive" ] || die "pip did not download $archive"
-  echo "$MMCV_SHA256  $archive" | sha256sum --check --quiet \
-    || die "mmcv source archive checksum mismatch: $archive"
+  check_mmcv_archive "$archive"
   tar -xzf "$archive" -C "$work"
-  grep -q -- '-std=c++1[47]' "$src/setup.py" \
-    || die "mmcv setup.py has no -std=c++14/17 flag to replace: the C++20 workaround no longer fits"
-  sed -i "s/-std=c++1[47]/${MMCV_CXX_STD}/g" "$src/setup.py"
-  local total
-  total=$(find "$src/mmcv/ops/csrc/pytorch" -maxdepth 2 -name '*.cpp' \
-    -not -path '*/cuda/*' -not -path '*/npu/*' -not -path '*/mlu/*' -not -path '*/mps/*' | wc -l)
-  local log=$work/build.log
-  if [ "$DEVICE" = cuda ]; then
-    patch_mmcv_cuda_sources "$src"
-    local cu_units
-    cu_units=$(find "$src/mmcv/ops/csrc/pytorch/cuda" -maxdepth 1 \( -name '*.cu' -o -name '*.cpp' \) | wc -l)
-    total=$((total + cu_units))
-    step "    compiling ${total} C++ and CUDA units with MAX_JOBS=${MAX_JOBS:-2} (log: $log)"
-  else
-    step "    compiling ${total} C++ units with MAX_JOBS=${MAX_JOBS:-2} (log: $log)"
-  fi
+  patch_mmcv_sources "$src" "$DEVICE"
+  local total log=$work/build.log
+  total=$(mmcv_units "$src" "$DEVICE")
+  step "    compiling ${total} C++$([ "$DEVICE" = cpu ] || echo ' and CUDA') units with MAX_JOBS=${MAX_JOBS:-2} (log: $log)"
   (
     cd "$src"
     MMCV_WITH_OPS=1 FORCE_CUDA=${FORCE_CUDA:-0} MAX_JOBS=${MAX_JOBS:-2} CFLAGS="$MMCV_CFLAGS" \
