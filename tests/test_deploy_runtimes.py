@@ -69,13 +69,15 @@ def test_worker_processes_time_every_runtime_in_one_table():
     subjects = [tiny_subject('a', 0), tiny_subject('b', 1)]
     settings = Settings(runtimes=RUNTIMES, warmup=1, runs=2, threads=1)
     logs = []
-    gemm = measure(subjects, ['train', 'deploy'], [1], (32, 32), settings, logs.append)
-    labels = {f if r == 'eager' else f'{f}+{r}' for r in RUNTIMES for f in ('train', 'deploy')}
+    # the deploy form only, to keep inductor's compiles few; still compared with the eager
+    # training form
+    gemm = measure(subjects, ['deploy'], [1], (32, 32), settings, logs.append)
+    labels = {'deploy' if r == 'eager' else f'deploy+{r}' for r in RUNTIMES}
     for s in subjects:
         assert set(s.results[1]) == labels and all(t.runs == 2 for t in s.results[1].values())
         assert set(s.diffs) == labels  # every entry checked against the eager training form
         assert all(d < 1e-5 for d in s.diffs.values())
-        assert s.macs > 0 and fastest_exact(s).startswith('deploy')
+        assert s.macs > 0 and fastest_exact(s) in labels
     assert gemm[1].runs == 2 and peak_macs(gemm[1]) == GEMM_SIZE ** 3 / gemm[1].median_ms * 1e3
     assert any('5 worker processes taking turns' in line for line in logs)
     assert any('b deploy+openvino: ready in' in line for line in logs)
