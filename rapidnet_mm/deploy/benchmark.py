@@ -355,14 +355,34 @@ class RuntimeWorkers:
             self.conns.append(parent)
         return self
 
+    def send(self, n: int, request: tuple) -> None:
+        """Send ``request`` to worker ``n``."""
+        try:
+            self.conns[n].send(request)
+        except OSError:  # a broken pipe: the worker is gone
+            self._died(n)
+
     def ask(self, n: int, request: tuple, log: Callable[[str], None]):
         """Send ``request`` to worker ``n`` and wait for its reply."""
-        self.conns[n].send(request)
+        self.send(n, request)
+        return self.reply(n, log)
+
+    def _died(self, n: int) -> None:
+        self.procs[n].join(5)
+        raise RuntimeError(f'the {self.settings.runtimes[n]} worker died (exit code '
+                           f'{self.procs[n].exitcode})')
+
+    def reply(self, n: int, log: Callable[[str], None]):
+        """Worker ``n``'s reply to the request sent last (its log lines go to ``log``).
+
+        Raises:
+            RuntimeSetupError: the worker's runtime refused a model or setting.
+            RuntimeError: the worker crashed (with its traceback) or died.
+        """
         try:
             status, payload, *rest = self.conns[n].recv()
-        except EOFError:
-            raise RuntimeError(f'the {self.settings.runtimes[n]} worker died (exit code '
-                               f'{self.procs[n].join(5) or self.procs[n].exitcode})') from None
+        except (EOFError, OSError):  # closed or reset: the worker is gone
+            self._died(n)
         if status == 'error':
             if payload == 'setup':
                 raise RuntimeSetupError(rest[0])
@@ -403,9 +423,11 @@ def measure(subjects: Sequence[Subject], forms: Sequence[str], batch_sizes: Sequ
     with RuntimeWorkers(subjects, forms, settings) as workers:
         n_workers = len(settings.runtimes)
         for batch in batch_sizes:
-            for n, runtime in enumerate(settings.runtimes):
-                diffs = workers.ask(n, ('prepare', batch, tuple(input_size)), log)
-                for i, d in diffs.items():
+            # the workers build their runtimes at the same time (exports, traces, compiles)
+            for n in range(n_workers):
+                workers.send(n, ('prepare', batch, tuple(input_size)))
+            for n in range(n_workers):
+                for i, d in workers.reply(n, log).items():
                     subjects[i].diffs.update(d)
             runs = settings.runs if batch == 1 else max(5, settings.runs // 5)
             log(f'batch {batch}: {len(subjects) * len(forms) * n_workers} model forms in '
