@@ -32,21 +32,30 @@ def test_tool_times_both_forms_and_runtimes_and_writes_table_and_chart(tmp_path,
     table, chart = tmp_path / 'table.md', tmp_path / 'chart.png'
     argv = [config_path('cls', 'rapidnet_ti_in1k.py'), '--peers', 'fastvit_t8', '--runs', '2',
             '--warmup', '0', '--batch-size', '2', '--input-size', '64', '64', '--threads', '1',
-            '--runtime', 'eager', 'torchscript', '--out', str(table), '--plot', str(chart)]
+            '--runtime', 'eager', 'torchscript', 'onnxruntime', 'openvino', '--out', str(table),
+            '--plot', str(chart)]
     assert tool.main(argv) == 0
     out = capsys.readouterr().out
     rows = [r.split(' | ') for r in table.read_text().splitlines()
             if r.startswith('| RapidNet-Ti') or r.startswith('| FastViT-T8')]
-    labels = ['train', 'deploy', 'train+torchscript', 'deploy+torchscript']
-    assert [r[2] for r in rows] == labels * 2  # two models x two forms x two runtimes
+    labels = ['train', 'deploy', 'train+torchscript', 'deploy+torchscript', 'train+onnxruntime',
+              'deploy+onnxruntime', 'train+openvino', 'deploy+openvino']
+    assert [r[2] for r in rows] == labels * 2  # two models x two forms x four runtimes
     assert rows[0][3] == '6.63'  # the training-form classifier: 6,627,840 parameters
     assert rows[1][3] == '6.07'  # folded: BatchNorms, layer scales and the second classifier
-    assert rows[0][6] == '' and all(r[6].endswith('x') for r in rows[1:4])  # speed-ups
-    assert all(float(r[7]) < 1e-5 for r in rows[1:4])  # every form equals the training form
-    assert '76.3' in rows[3][8] and '77.2' in rows[7][8]
+    assert rows[0][6] == '' and all(r[6].endswith('x') for r in rows[1:8])  # speed-ups
+    assert all(float(r[7]) < 1e-5 for r in rows[1:8])  # every entry equals the training form
+    assert all(float(r[8]) > 0 for r in rows)  # % of the GEMM peak
+    assert '76.3' in rows[7][9] and '77.2' in rows[15][9]
+    assert 'GEMM peak: torch.mm of two 1024x1024 fp32 matrices, 1 threads' in out
+    assert 'Load average (1, 5, 15 min)' in out
     assert 'RapidNet-Ti: deploy form (eager)' in out and 'target 1.5x' in out
-    assert 'RapidNet-Ti: deploy form (torchscript)' in out
-    assert 'reparameterisation alone under torchscript' in out
+    assert 'RapidNet-Ti: deploy form (openvino)' in out
+    assert 'reparameterisation alone under onnxruntime' in out
+    assert "goal: RapidNet-Ti's fastest exact deploy path, deploy" in out
+    assert "the authors' model (eager training form" in out
+    for runtime in ('deploy', 'deploy+onnxruntime', 'deploy+openvino'):
+        assert f'{runtime}, batch 1, fastest first: ' in out
     assert chart.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
 
 
@@ -54,6 +63,17 @@ def test_tool_refuses_amp_with_torchscript(capsys):
     argv = ['--peers', 'none', '--amp', '--runtime', 'torchscript']
     assert tool.main(argv) == 2
     assert '--amp with the torchscript runtime is not supported' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--runtime', 'onnxruntime', '--amp'], "runtimes ['onnxruntime'] run the exported fp32"),
+    (['--runtime', 'openvino', '--channels-last'], 'drop --amp, --channels-last'),
+    (['--threads', '0'], '--threads 0: give at least 1'),
+])
+def test_tool_refuses_bad_options_with_one_line(capsys, argv, message):
+    assert tool.main(['--peers', 'none'] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and message in err and '\n' not in err
 
 
 def test_tool_refuses_cuda_without_gpu_and_unknown_peer(capsys):

@@ -3,21 +3,26 @@ deploy form.
 
 Usage: python tools/benchmark.py [CONFIG ...] [--peers NAME ...|none] [--device cpu|cuda]
        [--batch-size N] [--input-size H W] [--amp] [--channels-last]
-       [--runtime eager|torchscript|inductor ...] [--forms train deploy]
+       [--runtime eager|torchscript|inductor|onnxruntime|openvino ...] [--forms train deploy]
        [--warmup W] [--runs R] [--threads T] [--out table.md] [--plot chart.png]
 
 Without CONFIGs the four configs/cls/rapidnet_*_in1k.py are timed. Weights are random (speed does
-not depend on them); every form's outputs are compared with the eager training form's.
+not depend on them); every form's outputs are compared with the eager training form's. Each
+runtime runs in its own worker process and the workers take turns round by round (see
+rapidnet_mm/deploy/benchmark.py); the table also gives the fraction of an fp32 GEMM's speed that
+each entry reaches, the GEMM being timed in the same rounds.
 """
 import argparse
+import os
 import os.path as osp
 import sys
-from typing import List
+from typing import Dict, List
 
 import torch
 
-from rapidnet_mm.deploy.benchmark import (PEERS, RAPIDNET_ACCURACY, Settings, Subject,
-                                          config_subject, label, measure, peer_subject)
+from rapidnet_mm.deploy.benchmark import (GEMM_SIZE, PEERS, RAPIDNET_ACCURACY, Settings,
+                                          Subject, Timing, config_subject, fastest_exact, label,
+                                          measure, peak_macs, peer_subject)
 from rapidnet_mm.deploy.model_io import build_model, load_model_config
 from rapidnet_mm.deploy.cli import run_tool
 from rapidnet_mm.deploy.runtime import RUNTIMES, RuntimeSetupError
@@ -27,6 +32,11 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 DEFAULT_CONFIGS = [osp.join(REPO, 'configs', 'cls', f'rapidnet_{a}_in1k.py')
                    for a in ('ti', 's', 'm', 'b')]
 TARGET_SPEEDUP = 1.5
+# Issue 13's goal: RapidNet-Ti's fastest exact CPU deploy path against the authors' model, which is
+# the training form in eager PyTorch (the 'train' entry).
+GOAL_SPEEDUP = 2.0
+GOAL_MODEL = 'RapidNet-Ti'
+GOAL_PEERS = ('MobileNetV2x1.4', 'FastViT-T8', 'RepViT-M0.9')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -45,14 +55,17 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='autocast (bfloat16 on CPU, float16 on CUDA)')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--runtime', nargs='+', default=['eager'], choices=RUNTIMES,
-                        help='one or more runtimes to time every form under (default eager): '
-                        'torchscript = traced, frozen and optimize_for_inference; inductor = '
-                        'torch.compile with freezing')
+                        help='one or more runtimes to time every form under, each in its own '
+                        'worker process (default eager): torchscript = traced, frozen and '
+                        'optimize_for_inference; inductor = torch.compile with freezing; '
+                        'onnxruntime and openvino (CPU, fp32) = the form exported to ONNX by '
+                        'the exporter of tools/export_onnx.py')
     parser.add_argument('--warmup', type=int, default=10, help='untimed runs first (10)')
     parser.add_argument('--runs', type=int, default=50,
                         help='timed runs at batch 1 (50); a fifth of them (at least 5) for the '
                         'throughput batch')
-    parser.add_argument('--threads', type=int, help='torch CPU threads (default: torch\'s)')
+    parser.add_argument('--threads', type=int, help='CPU threads of every runtime and the GEMM '
+                        '(default: torch\'s default here)')
     parser.add_argument('--forms', nargs='+', default=['train', 'deploy'],
                         choices=['train', 'deploy'], help='forms to time (both by default)')
     parser.add_argument('--out', help='also write the table (markdown) to this file')
@@ -67,6 +80,8 @@ def check_args(args) -> None:
         raise ConfigError(f'--device must be cpu or cuda[:i], got {args.device!r}')
     if args.runs < 1 or args.warmup < 0:
         raise ConfigError('--runs must be >= 1 and --warmup >= 0')
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f'--threads {args.threads}: give at least 1')
     if args.peers == ['none']:
         args.peers = []
     unknown = [p for p in args.peers if p not in PEERS]
@@ -95,11 +110,14 @@ def arch_of(model) -> str:
     return ''
 
 
-def table(subjects: List[Subject], batch: int, settings: Settings, forms: List[str]) -> str:
+def table(subjects: List[Subject], batch: int, settings: Settings, forms: List[str],
+          gemm: Timing) -> str:
     head = ['model', 'what', 'form', 'params (M)', 'latency b1 ms, median [IQR]']
     if batch:
         head.append(f'throughput b{batch} img/s')
-    head += ['speed-up b1 vs train', 'max rel. diff vs train', 'top-1 (source)']
+    head += ['speed-up b1 vs train', 'max rel. diff vs train', 'b1 % of GEMM peak',
+             'top-1 (source)']
+    peak = peak_macs(gemm)
     rows = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     labels = [label(f, r) for r in settings.runtimes for f in forms]
     for s in subjects:
@@ -113,14 +131,21 @@ def table(subjects: List[Subject], batch: int, settings: Settings, forms: List[s
             cells.append(f'{reference.median_ms / t1.median_ms:.2f}x'
                          if reference and name != 'train' else '')
             cells.append(f'{s.diffs[name]:.1e}' if name != 'train' else '')
+            cells.append(f'{100 * s.macs / (t1.median_ms / 1e3) / peak:.1f}')
             acc = s.accuracy
             cells.append(f'{acc.top1} ({acc.source})' if acc and name == labels[-1] else '')
             rows.append('| ' + ' | '.join(cells) + ' |')
     flags = (('AMP', settings.amp), ('channels_last', settings.channels_last))
     mode = ', '.join(k for k, v in flags if v) or 'fp32'
-    return '\n'.join(rows) + (f'\n\n{settings.device}, {torch.get_num_threads()} threads, {mode}; '
-                              f'{settings.warmup} warm-up + {settings.runs} timed runs at batch 1; '
-                              'speed-ups relative to the eager training form')
+    load = ', '.join(f'{v:.2f}' for v in os.getloadavg())
+    return '\n'.join(rows) + (
+        f'\n\n{settings.device}, {settings.threads} threads, {mode}; {settings.warmup} warm-up + '
+        f'{settings.runs} timed rounds at batch 1, each runtime in its own worker process, the '
+        'workers taking turns; speed-ups relative to the eager training form. GEMM peak: '
+        f'torch.mm of two {GEMM_SIZE}x{GEMM_SIZE} fp32 matrices, {settings.threads} threads, '
+        f'timed in the same rounds: {gemm.median_ms:.2f} ms = {peak / 1e9:.1f} GMAC/s; % of peak '
+        '= the deploy form\'s MACs (tools/get_flops.py\'s count) per second at the median '
+        f'latency / that. Load average (1, 5, 15 min) at the end: {load}')
 
 
 def verdicts(subjects: List[Subject], settings: Settings) -> List[str]:
@@ -144,6 +169,34 @@ def verdicts(subjects: List[Subject], settings: Settings) -> List[str]:
                 line += (f'; reparameterisation alone under {runtime}: '
                          f'{res[train].median_ms / res[deploy].median_ms:.2f}x')
             lines.append(line)
+    return lines
+
+
+def goal(subjects: List[Subject]) -> List[str]:
+    """Issue 13's goal, measured: RapidNet-Ti's fastest exact deploy entry against the authors'
+    model (eager training form) in this run, and where RapidNet stands against the peers in
+    each runtime (deploy forms at batch 1, fastest first)."""
+    lines = []
+    ti = next((s for s in subjects if s.name == GOAL_MODEL), None)
+    best = fastest_exact(ti) if ti is not None else None
+    if best is not None and 'train' in ti.results[1]:
+        res = ti.results[1]
+        r = res['train'].median_ms / res[best].median_ms
+        lines.append(f'goal: {GOAL_MODEL}\'s fastest exact deploy path, {best} '
+                     f'{res[best].median_ms:.2f} ms, is {r:.2f}x the authors\' model (eager '
+                     f'training form, {res["train"].median_ms:.2f} ms): {GOAL_SPEEDUP}x '
+                     + ('met' if r >= GOAL_SPEEDUP else 'not met'))
+    runtimes: Dict[str, List] = {}
+    for s in subjects:
+        for name, t in s.results.get(1, {}).items():
+            if name.split('+')[0] == 'deploy':
+                runtimes.setdefault(name, []).append((t.median_ms, s.name))
+    for name, entries in runtimes.items():
+        names = {n for _, n in entries}
+        if not any(n.startswith('RapidNet') for n in names) or not names & set(GOAL_PEERS):
+            continue
+        lines.append(f'{name}, batch 1, fastest first: '
+                     + ', '.join(f'{n} {ms:.2f} ms' for ms, n in sorted(entries)))
     return lines
 
 
@@ -174,7 +227,7 @@ def main(argv=None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         settings = Settings(args.device, args.amp, args.channels_last, tuple(args.runtime),
-                            args.warmup, args.runs)
+                            args.warmup, args.runs, args.threads or torch.get_num_threads())
         settings.check()
         batches = [1] + ([args.batch_size] if args.batch_size else [])
         subjects = []
@@ -193,15 +246,16 @@ def main(argv=None) -> int:
         subjects += [peer_subject(p) for p in args.peers]
         print(f'timing {len(subjects)} models ({", ".join(s.name for s in subjects)}), forms '
               f'{list(args.forms)}, runtimes {list(args.runtime)}, batches {batches}', flush=True)
-        measure(subjects, list(args.forms), batches, args.input_size, settings,
-                log=lambda m: print(m, flush=True))
-        text = table(subjects, args.batch_size, settings, list(args.forms))
+        gemm = measure(subjects, list(args.forms), batches, args.input_size, settings,
+                       log=lambda m: print(m, flush=True))
+        text = table(subjects, args.batch_size, settings, list(args.forms), gemm[1])
         print(text)
-        for line in verdicts(subjects, settings):
+        summary = verdicts(subjects, settings) + goal(subjects)
+        for line in summary:
             print(line)
         if args.out:
             with open(args.out, 'w') as f:
-                f.write(text + '\n')
+                f.write('\n'.join([text, ''] + summary) + '\n')
             print(f'wrote {args.out}')
         if args.plot:
             n = plot(subjects, args.plot, label(args.forms[-1], args.runtime[-1]))

@@ -15,64 +15,11 @@ Usage: python tools/get_flops.py CONFIG [--shape H W] [--backbone-only] [--cfg-o
 import argparse
 import os.path as osp
 import sys
-from typing import Dict, Optional, Tuple
+from typing import Optional
 
-import torch
 import torch.nn as nn
 
-
-def count_macs(model: nn.Module, shape: Tuple[int, int]) -> Dict[str, int]:
-    """MACs of one forward pass of a ``(1, 3, H, W)`` zero image, by layer kind.
-
-    Args:
-        model: An OpenMMLab model (called with ``mode='tensor'``) or a plain module.
-        shape: ``(H, W)``.
-
-    Returns:
-        ``{'conv': ..., 'linear': ..., 'total': ...}``.
-    """
-    from rapidnet_mm.models.layers import DeformableConvNorm
-    counts = {'conv': 0, 'linear': 0}
-
-    def conv_hook(module: nn.Conv2d, inputs, output: torch.Tensor) -> None:
-        kh, kw = module.kernel_size
-        counts['conv'] += output.numel() * (module.in_channels // module.groups) * kh * kw
-
-    def deform_hook(module: DeformableConvNorm, inputs, output: torch.Tensor) -> None:
-        in_channels = module.weight.shape[1]
-        counts['conv'] += output.numel() * in_channels * module.kernel_size**2
-
-    def linear_hook(module: nn.Linear, inputs, output: torch.Tensor) -> None:
-        counts['linear'] += output.numel() * module.in_features
-
-    handles = []
-    for module in model.modules():
-        for kind, hook in ((nn.Conv2d, conv_hook), (nn.Linear, linear_hook),
-                           (DeformableConvNorm, deform_hook)):
-            if isinstance(module, kind):
-                handles.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            x = torch.zeros(1, 3, *shape)
-            model(x, mode='tensor') if _is_openmmlab(model) else model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
-    counts['total'] = counts['conv'] + counts['linear']
-    return counts
-
-
-def _is_openmmlab(model: nn.Module) -> bool:
-    from mmengine.model import BaseModel
-    return isinstance(model, BaseModel)
-
-
-def count_params(model: nn.Module) -> int:
-    """All parameters (trainable or not)."""
-    return sum(p.numel() for p in model.parameters())
+from rapidnet_mm.flops import count_macs, count_params
 
 
 def build_model(config: str, cfg_options: Optional[dict] = None) -> nn.Module:

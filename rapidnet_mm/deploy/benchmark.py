@@ -3,20 +3,36 @@ is compared with in the paper (built by timm with random weights).
 
 Forms are timed interleaved (one run of each in turn, the order rotating) so that a machine shared
 with other work slows all of them alike; medians and interquartile ranges are reported.
+
+Each runtime runs in its own worker process (onnxruntime's, OpenVINO's and torch's thread pools
+perturb each other when they share a process), and the workers take turns: in each round every
+worker in turn runs each of its entries once while the others wait, so no two thread pools run
+at the same time and load that comes and goes affects every runtime alike. A GEMM (``torch.mm``
+of two square fp32 matrices, the same thread count) is timed in the same rounds as the machine's
+peak, for the fraction of it each model reaches.
 """
 import contextlib
 import copy
+import multiprocessing
+import os
 import statistics
+import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
+from ..flops import count_macs
 from ..models import RapidNetClsHead
+from .export_module import ExportError
 from .reparameterize import fold_cls_head, rapidnet_modules, reparameterize_model
-from .runtime import RUNTIMES, RuntimeSetupError, build_runtime
+from .runtime import FILE_RUNTIMES, RUNTIMES, RuntimeSetupError, build_runtime
+
+GEMM_SIZE = 1024  # the peak: torch.mm of two GEMM_SIZE x GEMM_SIZE fp32 matrices
+GEMM = '__gemm__'  # its key among the timed entries
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,7 @@ class Subject:
     forms: Dict[str, nn.Module]
     params: Dict[str, int]
     accuracy: Optional[Accuracy] = None
+    macs: int = 0  # of the deploy form (the work the task needs) for one image
     diffs: Dict[str, float] = field(default_factory=dict)
     results: Dict[int, Dict[str, Timing]] = field(default_factory=dict)
 
@@ -190,6 +207,7 @@ class Settings:
     runtimes: Tuple[str, ...] = ('eager', )
     warmup: int = 10
     runs: int = 50
+    threads: int = 0  # CPU threads of every runtime; 0: torch's default in this process
 
     def check(self) -> None:
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
@@ -200,6 +218,11 @@ class Settings:
             raise RuntimeSetupError('--amp with the torchscript runtime is not supported (a '
                                     'frozen trace would bake the autocast casts of one device '
                                     'in); time AMP with --runtime eager or inductor')
+        files = [r for r in self.runtimes if r in FILE_RUNTIMES]
+        if files and (self.amp or self.channels_last or self.device != 'cpu'):
+            raise RuntimeSetupError(f'runtimes {files} run the exported fp32 ONNX file on the CPU '
+                                    'in their own memory layout: drop --amp, --channels-last and '
+                                    '--device cuda, or time them separately')
 
 
 def label(form: str, runtime: str) -> str:
@@ -237,38 +260,202 @@ def relative_difference(ref, got) -> float:
                for r, g in zip(flatten(ref), flatten(got)))
 
 
+def prepare_runners(subjects: Sequence[Subject], forms: Sequence[str], runtime: str,
+                    x: torch.Tensor, settings: Settings, with_diffs: bool,
+                    log: Callable[[str], None]) -> Dict[Tuple[int, str], Callable[[], object]]:
+    """Every subject's ``forms`` built under ``runtime`` for input ``x``, keyed by
+    ``(subject index, label)``; with ``with_diffs`` each output's difference from the eager
+    training form goes into ``subject.diffs``."""
+    runners = {}
+    for i, s in enumerate(subjects):
+        if with_diffs:
+            ref = prepare(s.forms['train'], settings, 'eager', x)(x)
+        for form in forms:
+            start = time.perf_counter()
+            runner = prepare(s.forms[form], settings, runtime, x)
+            out = runner(x)  # compiles (inductor) before the timed rounds
+            if runtime != 'eager':
+                log(f'  {s.name} {label(form, runtime)}: ready in '
+                    f'{time.perf_counter() - start:.1f} s')
+            if with_diffs:
+                s.diffs[label(form, runtime)] = relative_difference(ref, out)
+            runners[(i, label(form, runtime))] = lambda r=runner: r(x)
+    return runners
+
+
+def gemm_runner(settings: Settings) -> Callable[[], object]:
+    """The peak's GEMM: ``torch.mm`` of two fixed random square fp32 matrices."""
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(GEMM_SIZE, GEMM_SIZE, generator=g).to(settings.device) for _ in range(2))
+    return lambda: torch.mm(a, b)
+
+
+def _worker(conn, subjects_path: str, forms: Sequence[str], runtime: str, settings: Settings,
+            with_gemm: bool) -> None:
+    """A worker process: builds the subjects' forms under one runtime, then runs one timed round
+    per request. Replies ('ok', payload, log lines) or ('error', kind, message)."""
+    try:
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        subjects = torch.load(subjects_path, weights_only=False)
+        sync = (torch.cuda.synchronize if settings.device.startswith('cuda')
+                else (lambda: None))
+        runners: Dict = {}
+        while True:
+            request = conn.recv()
+            lines: List[str] = []
+            if request[0] == 'stop':
+                return
+            if request[0] == 'prepare':
+                batch, input_size = request[1], request[2]
+                x = make_input(batch, input_size, settings)
+                runners = prepare_runners(subjects, forms, runtime, x, settings, batch == 1,
+                                          lines.append)
+                if with_gemm:
+                    runners[GEMM] = gemm_runner(settings)
+                payload = {i: s.diffs for i, s in enumerate(subjects)} if batch == 1 else {}
+            else:  # ('round', index): each entry once, the order rotating with the round
+                keys = list(runners)
+                shift = request[1] % len(keys)
+                payload = {}
+                for key in keys[shift:] + keys[:shift]:
+                    start = time.perf_counter()
+                    runners[key]()
+                    sync()
+                    payload[key] = (time.perf_counter() - start) * 1e3
+            conn.send(('ok', payload, lines))
+    except (RuntimeSetupError, ExportError) as err:
+        conn.send(('error', 'setup', str(err)))
+    except Exception:  # noqa: BLE001 - the parent reports it with the worker's traceback
+        conn.send(('error', 'crash', traceback.format_exc()))
+
+
+class RuntimeWorkers:
+    """One worker process per runtime (spawned: a fresh interpreter, no inherited thread
+    pools), driven in turns from this process. Use as a context manager."""
+
+    def __init__(self, subjects: Sequence[Subject], forms: Sequence[str],
+                 settings: Settings) -> None:
+        self.subjects, self.forms, self.settings = subjects, forms, settings
+        self.tmp = tempfile.TemporaryDirectory()
+        self.procs: List = []
+        self.conns: List = []
+
+    def __enter__(self) -> 'RuntimeWorkers':
+        path = os.path.join(self.tmp.name, 'subjects.pt')
+        torch.save(list(self.subjects), path)
+        ctx = multiprocessing.get_context('spawn')
+        for n, runtime in enumerate(self.settings.runtimes):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_worker, daemon=True,
+                               args=(child, path, list(self.forms), runtime, self.settings,
+                                     n == 0))
+            proc.start()
+            self.procs.append(proc)
+            self.conns.append(parent)
+        return self
+
+    def send(self, n: int, request: tuple) -> None:
+        """Send ``request`` to worker ``n``."""
+        try:
+            self.conns[n].send(request)
+        except OSError:  # a broken pipe: the worker is gone
+            self._died(n)
+
+    def ask(self, n: int, request: tuple, log: Callable[[str], None]):
+        """Send ``request`` to worker ``n`` and wait for its reply."""
+        self.send(n, request)
+        return self.reply(n, log)
+
+    def _died(self, n: int) -> None:
+        self.procs[n].join(5)
+        raise RuntimeError(f'the {self.settings.runtimes[n]} worker died (exit code '
+                           f'{self.procs[n].exitcode})')
+
+    def reply(self, n: int, log: Callable[[str], None]):
+        """Worker ``n``'s reply to the request sent last (its log lines go to ``log``).
+
+        Raises:
+            RuntimeSetupError: the worker's runtime refused a model or setting.
+            RuntimeError: the worker crashed (with its traceback) or died.
+        """
+        try:
+            status, payload, *rest = self.conns[n].recv()
+        except (EOFError, OSError):  # closed or reset: the worker is gone
+            self._died(n)
+        if status == 'error':
+            if payload == 'setup':
+                raise RuntimeSetupError(rest[0])
+            raise RuntimeError(f'the {self.settings.runtimes[n]} worker failed:\n{rest[0]}')
+        for line in rest[0]:
+            log(line)
+        return payload
+
+    def __exit__(self, *exc) -> None:
+        for conn, proc in zip(self.conns, self.procs):
+            with contextlib.suppress(OSError, BrokenPipeError):
+                conn.send(('stop', ))
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+        self.tmp.cleanup()
+
+
 def measure(subjects: Sequence[Subject], forms: Sequence[str], batch_sizes: Sequence[int],
             input_size: Sequence[int], settings: Settings,
-            log: Callable[[str], None] = print) -> None:
+            log: Callable[[str], None] = print) -> Dict[int, Timing]:
     """Time ``forms`` of every subject under every runtime at each batch size, in place
     (``subject.results[batch][label]``; at batch 1 also ``subject.diffs[label]``, the output
-    difference from the eager training form under the same settings).
+    difference from the eager training form under the same settings, and ``subject.macs``).
 
-    All models, forms and runtimes are interleaved in one loop, so that load from other
-    processes that comes and goes during the run affects every entry alike.
+    Each runtime runs in its own worker process; rounds go to the workers in turn (the order
+    rotating), and within a worker every model and form once (the order rotating), so that load
+    from other processes that comes and goes during the run affects every entry alike.
+
+    Returns:
+        The GEMM's timing at each batch size (timed in the same rounds; see :func:`peak_macs`).
     """
     settings.check()
-    sync = torch.cuda.synchronize if settings.device.startswith('cuda') else (lambda: None)
-    for batch in batch_sizes:
-        x = make_input(batch, input_size, settings)
-        runners = {}
-        for i, s in enumerate(subjects):
-            if batch == 1:
-                ref = prepare(s.forms['train'], settings, 'eager', x)(x)
-            for runtime in settings.runtimes:
-                for form in forms:
-                    start = time.perf_counter()
-                    runner = prepare(s.forms[form], settings, runtime, x)
-                    out = runner(x)  # compiles (inductor) before the timed rounds
-                    if runtime != 'eager':
-                        log(f'  {s.name} {label(form, runtime)}: ready in '
-                            f'{time.perf_counter() - start:.1f} s')
-                    if batch == 1:
-                        s.diffs[label(form, runtime)] = relative_difference(ref, out)
-                    runners[(i, label(form, runtime))] = runner
-        runs = settings.runs if batch == 1 else max(5, settings.runs // 5)
-        log(f'batch {batch}: {len(runners)} model forms interleaved, {settings.warmup} warm-up '
-            f'and {runs} timed rounds ...')
-        fns = {key: (lambda r=r: r(x)) for key, r in runners.items()}
-        for (i, name), timing in time_interleaved(fns, settings.warmup, runs, sync).items():
-            subjects[i].results.setdefault(batch, {})[name] = timing
+    for s in subjects:
+        s.macs = count_macs(s.forms['deploy' if 'deploy' in s.forms else 'train'],
+                            tuple(input_size))['total']
+    gemm: Dict[int, Timing] = {}
+    with RuntimeWorkers(subjects, forms, settings) as workers:
+        n_workers = len(settings.runtimes)
+        for batch in batch_sizes:
+            # the workers build their runtimes at the same time (exports, traces, compiles)
+            for n in range(n_workers):
+                workers.send(n, ('prepare', batch, tuple(input_size)))
+            for n in range(n_workers):
+                for i, d in workers.reply(n, log).items():
+                    subjects[i].diffs.update(d)
+            runs = settings.runs if batch == 1 else max(5, settings.runs // 5)
+            log(f'batch {batch}: {len(subjects) * len(forms) * n_workers} model forms in '
+                f'{n_workers} worker processes taking turns, {settings.warmup} warm-up and {runs} '
+                'timed rounds ...')
+            times: Dict = {}
+            for r in range(settings.warmup + runs):
+                shift = r % n_workers
+                for n in list(range(n_workers))[shift:] + list(range(shift)):
+                    for key, ms in workers.ask(n, ('round', r), log).items():
+                        if r >= settings.warmup:
+                            times.setdefault(key, []).append(ms)
+            for key, t in times.items():
+                if key == GEMM:
+                    gemm[batch] = summarize(t)
+                else:
+                    subjects[key[0]].results.setdefault(batch, {})[key[1]] = summarize(t)
+    return gemm
+
+
+def peak_macs(gemm: Timing) -> float:
+    """MACs per second of the GEMM at its median time (the machine's peak in this run)."""
+    return GEMM_SIZE ** 3 / (gemm.median_ms / 1e3)
+
+
+def fastest_exact(subject: Subject, rel_tol: float = 1e-4) -> Optional[str]:
+    """Label of the subject's fastest deploy entry at batch 1 whose outputs equal the eager
+    training form's within ``rel_tol``, or None."""
+    exact = [n for n in subject.results.get(1, {})
+             if n.split('+')[0] == 'deploy' and subject.diffs.get(n, 1.) <= rel_tol]
+    return min(exact, key=lambda n: subject.results[1][n].median_ms, default=None)

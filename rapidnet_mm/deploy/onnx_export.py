@@ -1,6 +1,6 @@
 """ONNX export of the same export module as Core ML (mean subtracted in the graph, 1/std folded
 into the first conv), checked with onnxruntime against the PyTorch model."""
-from typing import Callable, List, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -13,11 +13,30 @@ from .model_io import InputNormalization
 DEFAULT_OPSET = 17
 
 
+def write_onnx(module: nn.Module, example: torch.Tensor, out: str, input_name: str,
+               output_names: Sequence[str], opset: int = DEFAULT_OPSET) -> None:
+    """The one ONNX exporter of the project (``tools/export_onnx.py``, the OpenVINO export and
+    the benchmark's onnxruntime/openvino runtimes): the TorchScript-based ``torch.onnx.export``
+    at the fixed shape of ``example``."""
+    with torch.no_grad():
+        torch.onnx.export(module, (example, ), out, input_names=[input_name],
+                          output_names=list(output_names), opset_version=opset, dynamo=False)
+
+
+def onnxruntime_session(path: str, threads: Optional[int] = None):
+    """An onnxruntime CPU session for ``path``; ``threads`` sets its intra-op thread pool
+    (default: onnxruntime's own choice)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
 def run_onnxruntime(path: str, image: np.ndarray) -> List[np.ndarray]:
     """Outputs of the ONNX model at ``path`` for ``image`` (float32 NCHW pixels), on CPU."""
-    import onnxruntime as ort
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
-    return session.run(None, {'image': image.astype(np.float32)})
+    return onnxruntime_session(path).run(None, {'image': image.astype(np.float32)})
 
 
 def export_onnx(model: nn.Module, task: str, input_size: Tuple[int, int],
@@ -35,10 +54,7 @@ def export_onnx(model: nn.Module, task: str, input_size: Tuple[int, int],
     """
     module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
                                                 out, '.onnx', 'ONNX', log)
-    with torch.no_grad():
-        torch.onnx.export(module, (torch.zeros(1, 3, *input_size), ), out,
-                          input_names=['image'], output_names=names, opset_version=opset,
-                          dynamo=False)
+    write_onnx(module, torch.zeros(1, 3, *input_size), out, 'image', names, opset)
     image = random_image(input_size)
     ref = reference_outputs(model, task, image, norm)
     got = run_onnxruntime(out, image.numpy())

@@ -9,17 +9,27 @@
 - ``inductor``: ``torch.compile`` with inductor's ``freezing`` option (the same constant folding
   and weight prepacking, plus generated kernels for elementwise chains); compiles at the first
   call and leaves no file.
+- ``onnxruntime``: the module written to ONNX by the project's one exporter (``write_onnx``, as
+  ``tools/export_onnx.py`` does) at the example's fixed shape, run by an onnxruntime CPU session.
+- ``openvino``: the same ONNX file compiled by OpenVINO for the CPU in float32
+  (``compile_openvino``, as ``tools/export_openvino.py`` checks its IR).
+
+The last two run on CPU only, each with ``torch.get_num_threads()`` threads, and take and return
+torch tensors so that callers treat every runtime alike.
 
 None of them changes the arithmetic beyond float rounding; the benchmark and the export tool
 check that.
 """
+import os.path as osp
+import tempfile
 import warnings
-from typing import Callable
+from typing import Callable, List
 
 import torch
 import torch.nn as nn
 
-RUNTIMES = ('eager', 'torchscript', 'inductor')
+RUNTIMES = ('eager', 'torchscript', 'inductor', 'onnxruntime', 'openvino')
+FILE_RUNTIMES = ('onnxruntime', 'openvino')  # run an exported ONNX file, CPU only
 
 
 class RuntimeSetupError(ValueError):
@@ -74,4 +84,30 @@ def build_runtime(module: nn.Module, runtime: str, example: torch.Tensor) -> Cal
     if runtime == 'torchscript':
         return optimize_torchscript(freeze_torchscript(module, example))
     _check_eval(module, runtime)
+    if runtime in FILE_RUNTIMES:
+        return _build_file_runtime(module, runtime, example)
     return torch.compile(module, options={'freezing': True})
+
+
+def _build_file_runtime(module: nn.Module, runtime: str, example: torch.Tensor) -> Callable:
+    """``module`` exported to ONNX and loaded by onnxruntime or OpenVINO (see the module doc)."""
+    from .onnx_export import onnxruntime_session, write_onnx
+    from .openvino_export import compile_openvino, run_openvino
+    if example.device.type != 'cpu':
+        raise RuntimeSetupError(f'{runtime} runs on the CPU here; use --device cpu')
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)  # as in freeze_torchscript
+        path = osp.join(tmp, 'model.onnx')
+        write_onnx(module, example, path, 'input', [])
+        if runtime == 'onnxruntime':
+            session = onnxruntime_session(path, threads)
+            run = lambda x: session.run(None, {'input': x})  # noqa: E731
+        else:
+            compiled = compile_openvino(path, threads)
+            run = lambda x: run_openvino(compiled, x)  # noqa: E731
+
+    def forward(x: torch.Tensor):
+        outputs: List = [torch.from_numpy(o) for o in run(x.contiguous().numpy())]
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+    return forward

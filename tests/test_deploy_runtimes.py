@@ -1,0 +1,84 @@
+"""The file runtimes (onnxruntime, OpenVINO) behind tools/benchmark.py, and its worker processes:
+outputs equal to the eager training form's, all runtimes in one table, and clear refusals."""
+import copy
+
+import pytest
+import torch
+from deploy_helpers import config_path, perturb, rel_diff
+
+from rapidnet_mm.deploy import build_model, load_model_config
+from rapidnet_mm.deploy.benchmark import (GEMM_SIZE, Settings, Subject, config_subject,
+                                          fastest_exact, measure, peak_macs)
+from rapidnet_mm.deploy.runtime import FILE_RUNTIMES, RUNTIMES, RuntimeSetupError, build_runtime
+from rapidnet_mm.models import RapidNet
+
+pytest.importorskip('onnxruntime')
+pytest.importorskip('openvino')
+
+TINY_ARCH = dict(blocks=((1, 0), (1, 0), (1, 1), (0, 1)), channels=(16, 24, 32, 48))
+
+
+def ti_classifier() -> Subject:
+    model = perturb(build_model(load_model_config(config_path('cls', 'rapidnet_ti_in1k.py'))))
+    return config_subject('RapidNet-Ti', model)
+
+
+def s_backbone() -> dict:
+    train = perturb(RapidNet('s', out_indices=(0, 1, 2, 3))).eval()
+    deploy = copy.deepcopy(train)
+    deploy.switch_to_deploy()
+    return dict(train=train, deploy=deploy)
+
+
+@pytest.mark.parametrize('runtime', FILE_RUNTIMES)
+@pytest.mark.parametrize('build', [lambda: ti_classifier().forms, s_backbone],
+                         ids=['ti_classifier', 's_backbone'])
+def test_file_runtimes_equal_the_eager_training_form(runtime, build):
+    forms = build()
+    x = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref = forms['train'].eval()(x)
+        got = build_runtime(forms['deploy'].eval(), runtime, x)(x)
+    ref, got = (ref, got) if isinstance(ref, tuple) else ((ref, ), (got, ))
+    assert len(got) == len(ref)
+    for r, g in zip(ref, got):
+        assert g.shape == r.shape and g.dtype == torch.float32
+        assert rel_diff(r, g) < 1e-5
+
+
+def test_file_runtimes_refuse_training_mode_and_settings_they_cannot_take():
+    model = RapidNet(TINY_ARCH).train()
+    for runtime in FILE_RUNTIMES:
+        with pytest.raises(RuntimeSetupError, match='needs an eval-mode module'):
+            build_runtime(model, runtime, torch.zeros(1, 3, 64, 64))
+    for bad in (dict(amp=True), dict(channels_last=True), dict(device='cuda')):
+        with pytest.raises(RuntimeSetupError, match=r"runtimes \['onnxruntime'\] run the "
+                           'exported fp32 ONNX file on the CPU'):
+            Settings(runtimes=('eager', 'onnxruntime'), **bad).check()
+
+
+def tiny_subject(name: str, seed: int) -> Subject:
+    train = perturb(RapidNet(TINY_ARCH, out_indices=(3, )), seed).eval()
+    deploy = copy.deepcopy(train)
+    deploy.switch_to_deploy()
+    return Subject(name, 'backbone', dict(train=train, deploy=deploy), dict(train=1, deploy=1))
+
+
+@pytest.mark.slow
+def test_worker_processes_time_every_runtime_in_one_table():
+    subjects = [tiny_subject('a', 0), tiny_subject('b', 1)]
+    settings = Settings(runtimes=RUNTIMES, warmup=1, runs=2, threads=1)
+    logs = []
+    # the deploy form only, to keep inductor's compiles few; still compared with the eager
+    # training form
+    gemm = measure(subjects, ['deploy'], [1], (32, 32), settings, logs.append)
+    labels = {'deploy' if r == 'eager' else f'deploy+{r}' for r in RUNTIMES}
+    for s in subjects:
+        assert set(s.results[1]) == labels and all(t.runs == 2 for t in s.results[1].values())
+        assert set(s.diffs) == labels  # every entry checked against the eager training form
+        assert all(d < 1e-5 for d in s.diffs.values())
+        assert s.macs > 0 and fastest_exact(s) in labels
+    assert gemm[1].runs == 2
+    assert peak_macs(gemm[1]) == pytest.approx(GEMM_SIZE ** 3 / gemm[1].median_ms * 1e3)
+    assert any('5 worker processes taking turns' in line for line in logs)
+    assert any('b deploy+openvino: ready in' in line for line in logs)
