@@ -63,7 +63,8 @@ if __name__ == '__main__':
             'det': ['mmdet>=3.3,<3.4', 'mmcv>=2.1,<2.2', 'pycocotools'],
             'seg': ['mmsegmentation>=1.2,<1.3', 'mmcv>=2.1,<2.2', 'ftfy', 'regex'],
             # openvino pinned: IR export and the benchmark runtime are tested with 2026.4.1 only
-            'deploy': ['coremltools>=9.0', 'scikit-learn', 'onnx', 'onnxruntime', 'openvino==2026.4.1'],
+            'deploy': ['coremltools>=9.0', 'scikit-learn', 'onnx', 'onnxruntime',
+                       'openvino==2026.4.1'],
         },
         zip_safe=False,
     )
