@@ -40,7 +40,7 @@ GOAL_PEERS = ('MobileNetV2x1.4', 'FastViT-T8', 'RepViT-M0.9')
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0].replace('\n', ' '))
     parser.add_argument('configs', nargs='*', help='model configs (default: the four '
                         'configs/cls/rapidnet_*_in1k.py)')
     parser.add_argument('--peers', nargs='*', default=list(PEERS),
