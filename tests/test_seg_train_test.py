@@ -1,10 +1,12 @@
 """End to end: a tiny synthetic ADE20K-layout dataset trains RapidNet-Ti Semantic FPN for a few
 iterations through tools/train.py and is evaluated through tools/test.py, which prints mIoU."""
+import os
 import os.path as osp
 import re
 import subprocess
 import sys
 
+import cv2
 import pytest
 from tool_helpers import load_tool
 
