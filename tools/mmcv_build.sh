@@ -11,6 +11,14 @@ MMCV_CFLAGS="-DNDEBUG -fwrapv -O3 -Wall -g0"
 # torch >= 2.14's ATen headers require C++20; mmcv 2.1.0's setup.py hard-codes c++14/c++17.
 MMCV_CXX_STD="-std=c++20"
 
+# The GPU machine the device tool lends (/work/.library/device/KINDS.md, read 2026-11): its torch,
+# that torch's CUDA, its Python and its GPU's architecture (H200). The mmcv wheel carried there
+# (tools/gpu_machine_standin.sh build-mmcv, tools/prepare_gpu_check.sh) is built for exactly these.
+GPU_MACHINE_TORCH=2.11.0+cu130
+GPU_MACHINE_CUDA=13.0
+GPU_MACHINE_PY_TAG=py312
+GPU_MACHINE_ARCH=9.0
+
 check_mmcv_archive() {
   # check_mmcv_archive FILE: stop unless FILE is the mmcv source archive we patch.
   echo "$MMCV_SHA256  $1" | sha256sum --check --quiet \
@@ -44,4 +52,77 @@ mmcv_units() {
     n=$((n + $(find "$src/mmcv/ops/csrc/pytorch/cuda" -maxdepth 1 \( -name '*.cu' -o -name '*.cpp' \) | wc -l)))
   fi
   echo "$n"
+}
+
+mmcv_wheel_dir() {
+  # mmcv_wheel_dir CACHE TORCH_VERSION DEVICE(cpu|cuda) PY_TAG(py311) [ARCH_LIST]: the cache folder
+  # of one build's wheel, keyed by everything that decides it (a CUDA build: also the
+  # architectures and the CUDA source patches).
+  local cache=$1 torch=$2 device=$3 py_tag=$4 arch_list=${5:-} flags dir
+  flags=$(printf '%s %s' "$MMCV_CFLAGS" "$MMCV_CXX_STD" | sha256sum | cut -c1-8)
+  dir=$cache/wheels/mmcv-${MMCV_VERSION}_torch-${torch}_${device}_${py_tag}_${flags}
+  if [ "$device" = cuda ]; then
+    [ -n "$arch_list" ] || die "mmcv_wheel_dir: a CUDA build needs its architecture list"
+    dir=${dir}_sm-$(printf '%s' "$arch_list" | tr -c '0-9A-Za-z+' '-' | sed 's/-*$//')
+    dir=${dir}_$(declare -f patch_mmcv_cuda_sources | sha256sum | cut -c1-8)
+  fi
+  echo "$dir"
+}
+
+cuda_release() {
+  # cuda_release NVCC: "13.0" from `nvcc --version` ("Cuda compilation tools, release 13.0, V13.0.88").
+  "$1" --version 2>/dev/null | sed -n 's/.*release \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p'
+}
+
+toolkit_of() {
+  # toolkit_of NVCC: the toolkit folder of an nvcc: bin/.. of the real file, or of the nvcc that a
+  # wrapper script such as /usr/local/bin/nvcc ("exec /usr/local/cuda-13.0/bin/nvcc "$@"") runs.
+  local nvcc real
+  nvcc=$(readlink -f "$1")
+  if [ ! -f "$(dirname "$nvcc")/nvcc.profile" ]; then
+    real=$(sed -n 's/^exec \([^ ]*nvcc\) .*/\1/p' "$nvcc" | head -n 1)
+    [ -z "$real" ] || nvcc=$(readlink -f "$real")
+  fi
+  (cd "$(dirname "$nvcc")/.." && pwd)
+}
+
+export_cuda_build_env() {
+  # export_cuda_build_env TOOLKIT TORCH_NVIDIA: CUDA_HOME, PATH and CPATH for an mmcv CUDA build.
+  # CUDA 13 keeps thrust, cub and nv/target under include/cccl, which comes first, as nvcc expects;
+  # torch's CUDA headers include cuBLAS and cuSPARSE headers, which not every toolkit has but
+  # torch's own CUDA wheels install (TORCH_NVIDIA: site-packages/nvidia/cuXX).
+  local toolkit=$1 torch_nvidia=$2
+  export CUDA_HOME=$toolkit PATH="$toolkit/bin:$PATH"
+  export CPATH="$toolkit/include/cccl:$toolkit/include:$torch_nvidia/include${CPATH:+:$CPATH}"
+}
+
+check_cuda_arch_list() {
+  # check_cuda_arch_list CUDA_VERSION ARCH_LIST: stop on an architecture that CUDA cannot compile.
+  local cuda=$1 arch
+  for arch in $(printf '%s' "$2" | tr ';,' '  '); do
+    case "${cuda%%.*}:${arch%%+*}" in
+      1[3-9]:[3-6].*|1[3-9]:7.[0-4])
+        die "TORCH_CUDA_ARCH_LIST has ${arch}, but CUDA ${cuda} compiles nothing older than 7.5: drop it" ;;
+    esac
+  done
+}
+
+build_mmcv_wheel() {
+  # build_mmcv_wheel PY SRC DIST LOG DEVICE(cpu|cuda) JOBS: `setup.py bdist_wheel` of the patched
+  # source folder SRC into DIST, output in LOG, a progress line (the caller's step()) every
+  # MMCV_PROGRESS_S seconds (default 30); on failure the end of the log and one error line.
+  local py=$1 src=$2 dist=$3 log=$4 device=$5 jobs=$6 total pid started
+  total=$(mmcv_units "$src" "$device")
+  (
+    cd "$src"
+    MMCV_WITH_OPS=1 FORCE_CUDA=$([ "$device" = cuda ] && echo 1 || echo 0) MAX_JOBS=$jobs \
+      CFLAGS="$MMCV_CFLAGS" "$py" setup.py bdist_wheel -d "$dist" >"$log" 2>&1
+  ) &
+  pid=$! started=$SECONDS
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep "${MMCV_PROGRESS_S:-30}"
+    step "    mmcv build: $(find "$src/build" -name '*.o' 2>/dev/null | wc -l)/${total} units compiled, $((SECONDS - started)) s elapsed"
+  done
+  wait "$pid" || { tail -n 30 "$log" >&2; die "the mmcv ${device} build failed; full log: $log"; }
+  step "    mmcv built in $((SECONDS - started)) s"
 }

@@ -4,24 +4,36 @@
 # nvcc 13.0, timm and 16 cores, but no OpenMMLab package and no network (docs/gpu.md):
 #   .gpu_carry/wheels/*.whl     mmengine, mmdet, mmseg, mmpretrain, pycocotools, ftfy and every
 #                               dependency the machine lacks (Python 3.12, manylinux x86_64)
-#   .gpu_carry/mmcv-2.1.0.tar.gz the mmcv source, built with CUDA there
+#   .gpu_carry/mmcv-2.1.0-cp312-*.whl  mmcv with its CUDA ops for that Python, torch and the H200,
+#                               prebuilt here (tools/gpu_machine_standin.sh build-mmcv) and taken
+#                               from the wheel cache, with mmcv-built-for.txt (its torch and arch);
+#                               with --build-on-device, the mmcv source archive instead, which the
+#                               GPU machine then builds (5 of a call's 10 minutes)
 # It checks that every Requires-Dist of every carried wheel (for Python 3.12 on Linux) is carried
 # or already on the machine, and that the carried files plus the working tree stay well under the
 # 64 MiB a device call can take. Idempotent: it rebuilds .gpu_carry/wheels each time.
 #
-# Usage: bash tools/prepare_gpu_check.sh     (environment: PYTHON, default .venv/bin/python)
+# Usage: bash tools/prepare_gpu_check.sh [--build-on-device]
+# Environment: PYTHON (default .venv/bin/python), RAPIDNET_MM_CACHE (default ~/.cache/rapidnet_mm).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEST=$ROOT/.gpu_carry
 PY=${PYTHON:-$ROOT/.venv/bin/python}
-LIMIT_MIB=48  # of the 64 MiB a device call carries; the rest is headroom (a built mmcv wheel)
+CACHE=${RAPIDNET_MM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rapidnet_mm}
+LIMIT_MIB=48  # of the 64 MiB a device call carries; the rest is headroom
 
 step() { printf '[prepare %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # shellcheck source=tools/mmcv_build.sh
 source "$ROOT/tools/mmcv_build.sh"
 
+BUILD_ON_DEVICE=0
+case "${1:-}" in
+  '') ;;
+  --build-on-device) BUILD_ON_DEVICE=1 ;;
+  *) die "unknown option '$1'; usage: bash tools/prepare_gpu_check.sh [--build-on-device]" ;;
+esac
 [ -x "$PY" ] || die "no Python at $PY: run bash tools/setup_env.sh first, or set PYTHON"
 
 # The versions of requirements/stack.txt and of the tested .venv, one of each.
@@ -43,7 +55,29 @@ WHEELS=(
 ON_DEVICE="torch torchvision timm numpy scipy matplotlib pyyaml rich six tqdm einops packaging
 pillow opencv-python-headless opencv-python zipp regex click markdown"
 
-step "1/3 downloading ${#WHEELS[@]} wheels for CPython 3.12, manylinux x86_64 into $DEST/wheels"
+py=${GPU_MACHINE_PY_TAG#py}
+step "1/3 mmcv ${MMCV_VERSION} for the GPU machine (Python ${py:0:1}.${py:1}, torch ${GPU_MACHINE_TORCH}, sm ${GPU_MACHINE_ARCH})"
+mkdir -p "$DEST" && rm -f "$DEST"/mmcv-*
+wheel_dir=$(mmcv_wheel_dir "$CACHE" "$GPU_MACHINE_TORCH" cuda "$GPU_MACHINE_PY_TAG" "$GPU_MACHINE_ARCH")
+if ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
+  cp "$wheel_dir"/mmcv-*.whl "$DEST/"
+  # what the wheel was built against, which the GPU machine's script compares with its own
+  printf 'torch=%s arch=%s\n' "$GPU_MACHINE_TORCH" "$GPU_MACHINE_ARCH" >"$DEST/mmcv-built-for.txt"
+  step "    the prebuilt wheel $(basename "$DEST"/mmcv-*.whl) from $wheel_dir"
+elif [ "$BUILD_ON_DEVICE" = 1 ]; then
+  archive=$DEST/mmcv-${MMCV_VERSION}.tar.gz
+  # --no-build-isolation: pip reads the archive's metadata through setup.py, which imports torch
+  "$PY" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d "$DEST" \
+    "mmcv==${MMCV_VERSION}" 2> >(grep -v "^WARNING: Location" >&2)
+  check_mmcv_archive "$archive"
+  step "    the source archive: the GPU machine builds it, 5 or so of its 10 minutes (docs/gpu.md)"
+else
+  die "no prebuilt mmcv wheel for the GPU machine in $wheel_dir: build it with \
+'bash tools/gpu_machine_standin.sh build-mmcv' (19 min on 2 cores here), or pass --build-on-device to \
+carry the source instead (the check then does not fit one device call: docs/gpu.md)"
+fi
+
+step "2/3 downloading ${#WHEELS[@]} wheels for CPython 3.12, manylinux x86_64 into $DEST/wheels"
 rm -rf "$DEST/wheels" && mkdir -p "$DEST/wheels"
 "$PY" -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
   --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
@@ -51,7 +85,7 @@ rm -rf "$DEST/wheels" && mkdir -p "$DEST/wheels"
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
   -d "$DEST/wheels" "${WHEELS[@]}" 2> >(grep -v "^WARNING: Location" >&2)
 
-step "2/3 checking every wheel's Requires-Dist (Python 3.12, Linux) against what travels"
+step "3/3 checking every wheel's Requires-Dist (Python 3.12, Linux) against what travels"
 "$PY" - "$DEST/wheels" "$ON_DEVICE" <<'PY'
 import re
 import sys
@@ -92,15 +126,6 @@ if missing:
              + '; add them to WHEELS in tools/prepare_gpu_check.sh')
 print(f'  {len(carried)} wheels; every requirement is carried or on the machine')
 PY
-
-step "3/3 the mmcv ${MMCV_VERSION} source archive"
-archive=$DEST/mmcv-${MMCV_VERSION}.tar.gz
-if [ ! -f "$archive" ]; then
-  # --no-build-isolation: pip reads the archive's metadata through setup.py, which imports torch
-  "$PY" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d "$DEST" \
-    "mmcv==${MMCV_VERSION}" 2> >(grep -v "^WARNING: Location" >&2)
-fi
-check_mmcv_archive "$archive"
 
 carry_bytes=$(du -sb "$DEST" | cut -f1)
 tree_bytes=$(cd "$ROOT" && git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -n 1 | cut -f1)

@@ -101,14 +101,7 @@ step "2/5 installing the pinned stack from requirements/stack.txt (torch wheels 
 
 TORCH_VERSION=$("$VPY" -c 'import torch; print(torch.__version__)')
 DEVICE=$("$VPY" -c 'import os, torch; print("cuda" if torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1" else "cpu")')
-FLAGS_KEY=$(printf '%s %s' "$MMCV_CFLAGS" "$MMCV_CXX_STD" | sha256sum | cut -c1-8)
 PY_TAG=$("$VPY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
-WHEEL_DIR=$CACHE/wheels/mmcv-${MMCV_VERSION}_torch-${TORCH_VERSION}_${DEVICE}_${PY_TAG}_${FLAGS_KEY}
-
-cuda_release() {
-  # "13.0" from `nvcc --version` ("Cuda compilation tools, release 13.0, V13.0.88").
-  "$1" --version 2>/dev/null | sed -n 's/.*release \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p'
-}
 
 use_pypi_nvcc() {
   [ "$TORCH_CUDA" = "$PYPI_NVCC_CUDA" ] || die "no system nvcc for CUDA ${TORCH_CUDA} (torch's), and \
@@ -117,18 +110,6 @@ requirements/cuda.txt pins CUDA ${PYPI_NVCC_CUDA}: install the CUDA ${TORCH_CUDA
   "$VPY" -m pip install --quiet -r "$ROOT/requirements/cuda.txt"
   CUDA_HOME=$TORCH_NVIDIA
   [ -x "$CUDA_HOME/bin/nvcc" ] || die "requirements/cuda.txt installed no nvcc at $CUDA_HOME/bin/nvcc"
-}
-
-toolkit_of() {
-  # The toolkit folder of an nvcc: bin/.. of the real file, or of the nvcc that a wrapper script
-  # such as /usr/local/bin/nvcc ("exec /usr/local/cuda-13.0/bin/nvcc "$@"") runs.
-  local nvcc real
-  nvcc=$(readlink -f "$1")
-  if [ ! -f "$(dirname "$nvcc")/nvcc.profile" ]; then
-    real=$(sed -n 's/^exec \([^ ]*nvcc\) .*/\1/p' "$nvcc" | head -n 1)
-    [ -z "$real" ] || nvcc=$(readlink -f "$real")
-  fi
-  (cd "$(dirname "$nvcc")/.." && pwd)
 }
 
 setup_cuda_toolkit() {
@@ -162,10 +143,7 @@ or set RAPIDNET_MM_NVCC=pypi to install the pinned one from PyPI into the venv"
       fi ;;
     *) die "RAPIDNET_MM_NVCC must be auto, system or pypi (got '${RAPIDNET_MM_NVCC}')" ;;
   esac
-  export CUDA_HOME PATH="$CUDA_HOME/bin:$PATH"
-  # torch's CUDA headers include cuBLAS/cuSPARSE headers, which torch's own CUDA wheels put in the
-  # venv (not every toolkit has them); cccl (thrust, cub, nv/target) comes first, as nvcc expects.
-  export CPATH="$CUDA_HOME/include/cccl:$CUDA_HOME/include:$TORCH_NVIDIA/include${CPATH:+:$CPATH}"
+  export_cuda_build_env "$CUDA_HOME" "$TORCH_NVIDIA"
   if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
     TORCH_CUDA_ARCH_LIST=$("$VPY" -c 'import torch
 caps = sorted({torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())})
@@ -173,24 +151,17 @@ print(";".join(f"{a}.{b}" for a, b in caps))' 2>/dev/null || true)
     TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-$MMCV_CUDA_ARCH_DEFAULT}
   fi
   export TORCH_CUDA_ARCH_LIST
-  local arch
-  for arch in $(printf '%s' "$TORCH_CUDA_ARCH_LIST" | tr ';,' '  '); do
-    case "${TORCH_CUDA%%.*}:${arch%%+*}" in
-      1[3-9]:[3-6].*|1[3-9]:7.[0-4])
-        die "TORCH_CUDA_ARCH_LIST has ${arch}, but CUDA ${TORCH_CUDA} compiles nothing older than 7.5: drop it" ;;
-    esac
-  done
+  check_cuda_arch_list "$TORCH_CUDA" "$TORCH_CUDA_ARCH_LIST"
   step "    CUDA ${TORCH_CUDA}: nvcc $(cuda_release "$CUDA_HOME/bin/nvcc") in $CUDA_HOME, architectures ${TORCH_CUDA_ARCH_LIST}"
 }
 
 if [ "$DEVICE" = cuda ]; then
   setup_cuda_toolkit
-  # The architectures and the CUDA source patches decide the wheel too; the CPU key is unchanged.
-  ARCH_KEY=$(printf '%s' "$TORCH_CUDA_ARCH_LIST" | tr -c '0-9A-Za-z+' '-' | sed 's/-*$//')
-  PATCH_KEY=$(declare -f patch_mmcv_cuda_sources | sha256sum | cut -c1-8)
-  WHEEL_DIR=${WHEEL_DIR}_sm-${ARCH_KEY}_${PATCH_KEY}
+  WHEEL_DIR=$(mmcv_wheel_dir "$CACHE" "$TORCH_VERSION" cuda "$PY_TAG" "$TORCH_CUDA_ARCH_LIST")
   # The build folder is kept without the patch key, so that a patched rebuild reuses its objects.
   BUILD_NAME=$(basename "${WHEEL_DIR%_*}")
+else
+  WHEEL_DIR=$(mmcv_wheel_dir "$CACHE" "$TORCH_VERSION" cpu "$PY_TAG")
 fi
 
 build_mmcv() {
@@ -198,7 +169,7 @@ build_mmcv() {
   local src=$work/mmcv-${MMCV_VERSION}
   if [ "$DEVICE" = cuda ] && [ -d "$src/build" ]; then
     # A failed CUDA build keeps its object files: ninja recompiles only what changed (patched
-    # sources, changed flags), which saves most of an hour on 2 cores.
+    # sources, changed flags), which saves most of the build.
     step "    reusing the object files of the previous attempt in $src/build"
     mv "$src/build" "$CACHE/build/.keep-$$"
     rm -rf "$work" && mkdir -p "$src"
@@ -214,22 +185,9 @@ build_mmcv() {
   check_mmcv_archive "$archive"
   tar -xzf "$archive" -C "$work"
   patch_mmcv_sources "$src" "$DEVICE"
-  local total log=$work/build.log
-  total=$(mmcv_units "$src" "$DEVICE")
-  step "    compiling ${total} C++$([ "$DEVICE" = cpu ] || echo ' and CUDA') units with MAX_JOBS=${MAX_JOBS:-2} (log: $log)"
-  (
-    cd "$src"
-    MMCV_WITH_OPS=1 FORCE_CUDA=${FORCE_CUDA:-0} MAX_JOBS=${MAX_JOBS:-2} CFLAGS="$MMCV_CFLAGS" \
-      "$VPY" setup.py bdist_wheel -d "$work/dist" >"$log" 2>&1
-  ) &
-  local pid=$! started=$SECONDS
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 30
-    local done_units
-    done_units=$(find "$src/build" -name '*.o' 2>/dev/null | wc -l)
-    step "    mmcv build: ${done_units}/${total} units compiled, $(((SECONDS - started) / 60)) min elapsed"
-  done
-  wait "$pid" || { tail -n 30 "$log" >&2; die "mmcv build failed; full log: $log"; }
+  local log=$work/build.log
+  step "    compiling $(mmcv_units "$src" "$DEVICE") C++$([ "$DEVICE" = cpu ] || echo ' and CUDA') units with MAX_JOBS=${MAX_JOBS:-2} (log: $log)"
+  build_mmcv_wheel "$VPY" "$src" "$work/dist" "$log" "$DEVICE" "${MAX_JOBS:-2}"
   mkdir -p "$WHEEL_DIR"
   cp "$work"/dist/mmcv-*.whl "$WHEEL_DIR/"
   rm -rf "$work"
@@ -239,7 +197,7 @@ if ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
   step "3/5 mmcv ${MMCV_VERSION}: using the cached wheel in $WHEEL_DIR"
 else
   if [ "$DEVICE" = cuda ]; then
-    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (58 CUDA units more than the CPU build: over an hour on 2 loaded cores)"
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (58 CUDA units more than the CPU build, each once per architecture; sm_90 alone took 19-71 min on 2 cores here, idle to loaded)"
   else
     step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (10-35 min on 2 cores)"
   fi
