@@ -3,7 +3,7 @@
 # (requirements/stack.txt), mmcv 2.1.0 with its compiled ops, and rapidnet_mm in editable mode.
 #
 # Idempotent: a second run checks what is installed and returns in seconds.
-# The first run builds mmcv from source (10.5 min measured on 2 idle cores, up to ~35 on loaded
+# The first run builds mmcv from source (4.5-10.5 min measured on 2 idle cores, up to ~35 on loaded
 # ones); the built wheel is cached
 # under $RAPIDNET_MM_CACHE (default ~/.cache/rapidnet_mm), keyed by mmcv version, torch version,
 # device (cpu/cuda) and compiler flags, so later set-ups (and CI on the same machine) reuse it.
@@ -199,7 +199,7 @@ else
   if [ "$DEVICE" = cuda ]; then
     step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (58 CUDA units more than the CPU build, each once per architecture; sm_90 alone took 19-71 min on 2 cores here, idle to loaded)"
   else
-    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (10-35 min on 2 cores)"
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (4.5-35 min on 2 cores here, idle to loaded)"
   fi
   build_mmcv
 fi
