@@ -5,8 +5,8 @@ The config's ``default_scope`` picks the inferencer: mmpretrain's
 ``ImageClassificationInferencer``, mmdet's ``DetInferencer`` or mmseg's ``MMSegInferencer``. What
 is ours: reading the weights file in either layout (the authors' files are converted in memory by
 :mod:`rapidnet_mm.checkpoints`), class names and colours for configs whose datasets have none
-that fit the model (synthetic data), top-5 drawing for classification, and one output naming
-(``NAME.png`` and ``NAME.json`` per image).
+that fit the model (synthetic data), top-5 drawing for classification, a legend for
+segmentation, and one output naming (``NAME.png`` and ``NAME.json`` per image).
 """
 import json
 import os
@@ -24,6 +24,12 @@ from .checkpoints.loading import CheckpointWeights, read_checkpoint_file, read_w
 TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmseg': 'segmentation'}
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 TOPK = 5
+# The segmentation legend (:func:`draw_segmentation_legend`), in pixels: at most LEGEND_ROWS
+# classes, one per row of LEGEND_ROW, after a LEGEND_MARGIN; swatches of LEGEND_SWATCH.
+LEGEND_ROWS = 16
+LEGEND_ROW = 18
+LEGEND_MARGIN = 6
+LEGEND_SWATCH = 12
 
 
 class InferenceError(ValueError):
@@ -248,6 +254,55 @@ def _detection(cfg: Config, loaded: CheckpointWeights, meta: dict, device: str, 
     return inferencer, predict
 
 
+def draw_segmentation_legend(drawn: np.ndarray, sem_seg: np.ndarray, classes: Sequence[str],
+                             palette: Sequence[Tuple[int, int, int]]) -> np.ndarray:
+    """``drawn`` with a legend on its right: for every class in ``sem_seg``, largest first, a
+    swatch of its colour, its name and its share of the pixels.
+
+    mmseg's ``SegLocalVisualizer`` only writes each name on its region (``with_labels``), which
+    small regions and many classes make hard to read, and it has no legend.
+
+    Args:
+        drawn: The drawing (RGB, height x width x 3, uint8).
+        sem_seg: The class index of every pixel (any shape).
+        classes: Class names, by index.
+        palette: RGB colours, by index, as the drawing uses them.
+
+    Returns:
+        A new RGB image: ``drawn`` at the top left, the legend on white to its right, and white
+        below ``drawn`` if the legend is the taller.
+    """
+    import cv2
+    labels, counts = np.unique(np.asarray(sem_seg), return_counts=True)
+    order = np.argsort(-counts, kind='stable')
+    total = counts.sum()
+    rows = [(tuple(int(c) for c in palette[labels[i]]),
+             f'{classes[labels[i]]} {100 * counts[i] / total:.1f}%')
+            for i in order[:LEGEND_ROWS]]
+    if len(order) > LEGEND_ROWS:
+        rest = counts[order[LEGEND_ROWS:]].sum()
+        rows.append((None, f'+{len(order) - LEGEND_ROWS} more {100 * rest / total:.1f}%'))
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+    text_x = 2 * LEGEND_MARGIN + LEGEND_SWATCH
+    width = text_x + max(cv2.getTextSize(text, font, scale, 1)[0][0] for _, text in rows) \
+        + LEGEND_MARGIN
+    height, drawn_width = drawn.shape[:2]
+    out = np.full((max(height, 2 * LEGEND_MARGIN + len(rows) * LEGEND_ROW), drawn_width + width, 3),
+                  255, np.uint8)
+    out[:height, :drawn_width] = drawn
+    for k, (colour, text) in enumerate(rows):
+        top = LEGEND_MARGIN + k * LEGEND_ROW + (LEGEND_ROW - LEGEND_SWATCH) // 2
+        left = drawn_width + LEGEND_MARGIN
+        if colour is not None:
+            out[top:top + LEGEND_SWATCH, left:left + LEGEND_SWATCH] = colour
+            cv2.rectangle(out, (left, top), (left + LEGEND_SWATCH - 1, top + LEGEND_SWATCH - 1),
+                          (0, 0, 0), 1)
+        baseline = LEGEND_MARGIN + k * LEGEND_ROW + LEGEND_ROW // 2 + 4
+        cv2.putText(out, text, (drawn_width + text_x, baseline), font, scale, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return out
+
+
 def _segmentation(cfg: Config, loaded: CheckpointWeights, meta: dict, device: str,
                   path: str) -> Tuple[object, Callable]:
     from mmseg.apis import MMSegInferencer
@@ -257,8 +312,9 @@ def _segmentation(cfg: Config, loaded: CheckpointWeights, meta: dict, device: st
 
     def predict(image: str, out_dir: str) -> dict:
         result = inferencer(image, return_vis=True)  # single image: not wrapped in lists
-        _write_png(result['visualization'], image, out_dir)
         sem_seg = np.asarray(result['predictions'])
+        _write_png(draw_segmentation_legend(result['visualization'], sem_seg, meta['classes'],
+                                            meta['palette']), image, out_dir)
         labels, counts = np.unique(sem_seg, return_counts=True)
         return dict(classes=list(meta['classes']),
                     pixels_per_class={meta['classes'][int(i)]: int(n)

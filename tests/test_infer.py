@@ -16,6 +16,8 @@ from det_helpers import (DEMO_CONFIG, DET_CONFIGS, build_detector, load_cfg,
                          synthesise_mmdet2_checkpoint)
 from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import convert_checkpoint
+from rapidnet_mm.inference import (LEGEND_MARGIN, LEGEND_ROW, LEGEND_ROWS, LEGEND_SWATCH,
+                                   distinct_palette, draw_segmentation_legend)
 
 CLS_CONFIG = osp.join(ROOT, 'configs/cls/rapidnet_ti_in1k.py')
 SEG_CONFIG = osp.join(ROOT, 'configs/seg/fpn_rapidnet_ti_ade20k.py')
@@ -182,12 +184,54 @@ def test_segmentation_of_a_synthetic_dataset_folder(tmp_path, capsys):
     assert '[1/2]' in out and '[2/2]' in out
     for i in range(2):
         png, pred = read_outputs(tmp_path / 'out', f'img{i}')
-        assert png.shape == (HEIGHT, WIDTH, 3)
         assert pred['classes'] == ['class0', 'class1', 'class2', 'class3']
         sem_seg = np.array(pred['sem_seg'])
         assert sem_seg.shape == (HEIGHT, WIDTH) and sem_seg.max() < 4
         counts = {f'class{c}': int((sem_seg == c).sum()) for c in np.unique(sem_seg)}
         assert pred['pixels_per_class'] == counts
+        # the drawing at the image's size, and the legend to its right: the classes present,
+        # largest first, each with the colour the drawing uses
+        assert png.shape[0] >= HEIGHT and png.shape[1] > WIDTH
+        palette = distinct_palette(4)
+        by_size = sorted(np.unique(sem_seg), key=lambda c: -(sem_seg == c).sum())
+        for k, c in enumerate(by_size):
+            y, x = swatch_centre(k, WIDTH)
+            assert tuple(png[y, x][::-1]) == palette[c], (k, c)  # the PNG is BGR
+        y, x = swatch_centre(len(by_size), WIDTH)
+        assert y >= png.shape[0] or tuple(png[y, x]) == (255, 255, 255)  # no more rows
+
+
+def swatch_centre(row, drawn_width):
+    """Where :func:`draw_segmentation_legend` puts the middle of row ``row``'s swatch."""
+    top = LEGEND_MARGIN + row * LEGEND_ROW + (LEGEND_ROW - LEGEND_SWATCH) // 2
+    return top + LEGEND_SWATCH // 2, drawn_width + LEGEND_MARGIN + LEGEND_SWATCH // 2
+
+
+def test_segmentation_legend_lists_classes_by_share():
+    drawn = np.random.default_rng(0).integers(0, 255, (10, 20, 3)).astype(np.uint8)
+    sem_seg = np.zeros((10, 20), np.int64)
+    sem_seg[:6] = 2  # 120 pixels
+    sem_seg[9, :] = 3  # 20
+    palette = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (90, 90, 0)]
+    out = draw_segmentation_legend(drawn, sem_seg, ['sky', 'road', 'tree', 'car'], palette)
+    assert np.array_equal(out[:10, :20], drawn)  # the drawing itself is untouched
+    # three rows are taller than the 10-pixel drawing: white below it
+    assert out.shape[0] == 2 * LEGEND_MARGIN + 3 * LEGEND_ROW
+    assert (out[10:, :20] == 255).all()
+    for k, c in enumerate([2, 0, 3]):  # 60%, 30%, 10%
+        y, x = swatch_centre(k, 20)
+        assert tuple(out[y, x]) == palette[c]
+        # the name and share, in black, to the right of the swatch
+        text = out[y - 6:y + 6, x + LEGEND_SWATCH:]
+        assert (text < 100).any()
+
+    many = np.arange(40).repeat(3).reshape(10, 12)  # 40 classes of 3 pixels
+    out = draw_segmentation_legend(np.zeros((10, 12, 3), np.uint8), many,
+                                   [f'c{i}' for i in range(40)], distinct_palette(40))
+    # LEGEND_ROWS classes, then one line for the other 24 (no swatch)
+    assert out.shape[0] == 2 * LEGEND_MARGIN + (LEGEND_ROWS + 1) * LEGEND_ROW
+    y, x = swatch_centre(LEGEND_ROWS, 12)
+    assert tuple(out[y, x]) == (255, 255, 255)
 
 
 def test_errors_are_one_line(data, tmp_path, capsys):
