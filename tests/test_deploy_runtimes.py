@@ -57,6 +57,28 @@ def test_file_runtimes_refuse_training_mode_and_settings_they_cannot_take():
             Settings(runtimes=('eager', 'onnxruntime'), **bad).check()
 
 
+def test_benchmark_onnxruntime_sessions_do_not_spin(monkeypatch):
+    """Spinning session threads took the cores from the session that ran next (deployment.md 6)."""
+    from rapidnet_mm.deploy import onnx_export
+    made = []
+
+    def recording_session(path, *args, **kwargs):
+        session = real_session(path, *args, **kwargs)
+        made.append((session, real_session(path)))  # and onnxruntime's default, for contrast
+        return session
+
+    real_session = onnx_export.onnxruntime_session
+    monkeypatch.setattr(onnx_export, 'onnxruntime_session', recording_session)
+    x = torch.zeros(1, 3, 64, 64)
+    build_runtime(RapidNet(TINY_ARCH, out_indices=(3, )).eval(), 'onnxruntime', x)(x)
+    benchmark, default = (session.get_session_options() for session in made[0])
+    assert benchmark.get_session_config_entry('session.intra_op.allow_spinning') == '0'
+    assert benchmark.intra_op_num_threads == torch.get_num_threads()
+    # elsewhere (the exporters' checks) onnxruntime's default, which spins
+    with pytest.raises(Exception, match='allow_spinning'):
+        default.get_session_config_entry('session.intra_op.allow_spinning')
+
+
 def tiny_subject(name: str, seed: int) -> Subject:
     train = perturb(RapidNet(TINY_ARCH, out_indices=(3, )), seed).eval()
     deploy = copy.deepcopy(train)

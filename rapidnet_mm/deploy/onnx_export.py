@@ -23,14 +23,23 @@ def write_onnx(module: nn.Module, example: torch.Tensor, out: str, input_name: s
                           output_names=list(output_names), opset_version=opset, dynamo=False)
 
 
-def onnxruntime_session(path: str, threads: Optional[int] = None):
-    """An onnxruntime CPU session for ``path``; ``threads`` sets its intra-op thread pool
-    (default: onnxruntime's own choice)."""
+def onnxruntime_session(path: str, threads: Optional[int] = None, spin: bool = True):
+    """An onnxruntime CPU session for ``path``.
+
+    Args:
+        path: The ONNX file.
+        threads: Its intra-op thread pool (default: onnxruntime's own choice).
+        spin: Whether those threads busy-wait for more work after each run (onnxruntime's
+            default). Where several sessions or runtimes take turns on few cores, the spinning
+            threads of one take the cores from the next: turn it off there.
+    """
     import onnxruntime as ort
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if not spin:
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 

@@ -101,7 +101,9 @@ def _build_file_runtime(module: nn.Module, runtime: str, example: torch.Tensor) 
         path = osp.join(tmp, 'model.onnx')
         write_onnx(module, example, path, 'input', [])
         if runtime == 'onnxruntime':
-            session = onnxruntime_session(path, threads)
+            # No spinning: the benchmark's sessions (every model and form) and runtimes take
+            # turns, and spinning pools made its onnxruntime figures 2-3x slower (deployment.md 6).
+            session = onnxruntime_session(path, threads, spin=False)
             run = lambda x: session.run(None, {'input': x})  # noqa: E731
         else:
             compiled = compile_openvino(path, threads)
