@@ -8,7 +8,7 @@
 #               TORCH_CUDA_ARCH_LIST says otherwise) with this machine's CUDA 13.0 nvcc and the
 #               flags and patches of tools/mmcv_build.sh, checks that its ops report CUDA 13.0,
 #               and puts it into the wheel cache, where prepare_gpu_check.sh takes it from. The
-#               GPU machine then installs mmcv in seconds instead of building it for 5 minutes of
+#               GPU machine then installs mmcv in seconds instead of building it for 2.5-4 minutes of
 #               its 10. 19 min on 2 cores here; a build interrupted keeps its objects.
 #   run CMD...  runs CMD in this checkout (mounted at /src) with that venv first on PATH, e.g. the
 #               GPU machine's script, rehearsed on CPU:

@@ -8,7 +8,7 @@
 #                               prebuilt here (tools/gpu_machine_standin.sh build-mmcv) and taken
 #                               from the wheel cache, with mmcv-built-for.txt (its torch and arch);
 #                               with --build-on-device, the mmcv source archive instead, which the
-#                               GPU machine then builds (5 of a call's 10 minutes)
+#                               GPU machine then builds (an estimated 2.5-4 of a call's 10 minutes)
 # It checks that every Requires-Dist of every carried wheel (for Python 3.12 on Linux) is carried
 # or already on the machine, and that the carried files plus the working tree stay well under the
 # 64 MiB a device call can take. Idempotent: it rebuilds .gpu_carry/wheels each time.
@@ -70,7 +70,7 @@ elif [ "$BUILD_ON_DEVICE" = 1 ]; then
   "$PY" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d "$DEST" \
     "mmcv==${MMCV_VERSION}" 2> >(grep -v "^WARNING: Location" >&2)
   check_mmcv_archive "$archive"
-  step "    the source archive: the GPU machine builds it, 5 or so of its 10 minutes (docs/gpu.md)"
+  step "    the source archive: the GPU machine builds it, an estimated 2.5-4 of its 10 minutes (docs/gpu.md)"
 else
   die "no prebuilt mmcv wheel for the GPU machine in $wheel_dir: build it with \
 'bash tools/gpu_machine_standin.sh build-mmcv' (19 min on 2 cores here), or pass --build-on-device to \
