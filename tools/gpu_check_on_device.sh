@@ -90,9 +90,8 @@ else
   export_cuda_build_env "$(toolkit_of "$nvcc")" "$("$PY" -c 'import os, torch, nvidia
 print(os.path.join(list(nvidia.__path__)[0], "cu" + torch.version.cuda.split(".")[0]))')"
   build=/tmp/mmcv_build
-  rm -rf "$build" && mkdir -p "$build" && tar -xzf "$archive" -C "$build"
+  unpack_mmcv_source "$archive" "$build" cuda
   src=$build/mmcv-${MMCV_VERSION}
-  patch_mmcv_sources "$src" cuda
   jobs=${MAX_JOBS:-$(nproc)}
   step "2/3 mmcv: building $(mmcv_units "$src" cuda) C++/CUDA units, ${jobs} jobs, nvcc ${nvcc_cuda} in ${CUDA_HOME}, arch ${TORCH_CUDA_ARCH_LIST}"
   # the log goes to $OUT, so that it comes back from the device call, failed or not

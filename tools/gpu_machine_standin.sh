@@ -10,7 +10,8 @@
 #               and puts it into the wheel cache, where prepare_gpu_check.sh takes it from. The
 #               GPU machine then installs mmcv in seconds instead of building it for 2.5-4 minutes of
 #               its 10. 19 min on 2 cores here; a build interrupted keeps its objects.
-#   run CMD...  runs CMD in this checkout (mounted at /src) with that venv first on PATH, e.g. the
+#   run CMD...  runs CMD in this checkout (mounted at /src) with that venv first on PATH, then
+#               this machine's CUDA 13.0 toolkit (mounted read-only) if it has one, e.g. the
 #               GPU machine's script, rehearsed on CPU:
 #               bash tools/gpu_machine_standin.sh run bash tools/gpu_check_on_device.sh --rehearse-on-cpu
 #   create      makes (or checks) the root file system and the venv; the other two do it first.
@@ -92,7 +93,7 @@ machine's torch ${GPU_MACHINE_TORCH} is built for CUDA ${GPU_MACHINE_CUDA}: set 
 in_fs() {
   # in_fs CMD...: CMD inside the root file system, with a clean environment and the venv first.
   chroot "$FS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
-    PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+    PATH="$VENV/bin:${TOOLKIT_BIN:+$TOOLKIT_BIN:}/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DISABLE_PIP_VERSION_CHECK=1 \
     ${OUT:+OUT="$OUT"} ${GPU_CHECK_SECONDS:+GPU_CHECK_SECONDS="$GPU_CHECK_SECONDS"} \
     ${PYTHONUNBUFFERED:+PYTHONUNBUFFERED="$PYTHONUNBUFFERED"} ${MAX_JOBS:+MAX_JOBS="$MAX_JOBS"} \
@@ -142,28 +143,12 @@ build_mmcv() {
     return
   fi
   bind "$tk" "$tk" ro
-  local build=$FS/build archive=$FS/build/mmcv-${MMCV_VERSION}.tar.gz
-  mkdir -p "$build"
-  if [ ! -f "$archive" ]; then
-    local py=$ROOT/.venv/bin/python
-    [ -x "$py" ] || die "no $py to download the mmcv source with: run bash tools/setup_env.sh"
-    "$py" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d "$build" \
-      "mmcv==${MMCV_VERSION}" 2> >(grep -v "^WARNING: Location" >&2)
-  fi
-  check_mmcv_archive "$archive"
+  local build=$FS/build py=$ROOT/.venv/bin/python
+  [ -x "$py" ] || die "no $py to download the mmcv source with: run bash tools/setup_env.sh"
+  rm -rf "$build/dist" && mkdir -p "$build"
+  download_mmcv_archive "$py" "$build"
+  unpack_mmcv_source "$build/mmcv-${MMCV_VERSION}.tar.gz" "$build" cuda
   local src=$build/mmcv-${MMCV_VERSION}
-  if [ -d "$src/build" ]; then
-    # ninja recompiles only what changed since the interrupted or earlier build
-    step "mmcv: reusing the object files in $src/build"
-    mv "$src/build" "$build/.keep"
-    rm -rf "$src" "$build/dist"
-    tar -xzf "$archive" -C "$build"
-    mv "$build/.keep" "$src/build"
-  else
-    rm -rf "$src" "$build/dist"
-    tar -xzf "$archive" -C "$build"
-  fi
-  patch_mmcv_sources "$src" cuda
   step "mmcv: compiling $(mmcv_units "$src" cuda) C++ and CUDA units for Python 3.12, torch ${GPU_MACHINE_TORCH}, arch ${arch}, ${MAX_JOBS:-2} jobs (log: $build/build.log)"
   local torch_nvidia  # torch's CUDA wheels' headers (cuBLAS, cuSPARSE) in there
   torch_nvidia=$(in_fs python -c 'import os, sys, nvidia
@@ -208,6 +193,11 @@ case "${1:-}" in
     shift
     [ $# -gt 0 ] || die "run needs a command, e.g. run bash tools/gpu_check_on_device.sh --rehearse-on-cpu"
     create
+    # this machine's CUDA toolkit too, where there is one, as the GPU machine has its nvcc
+    if tk=$(toolkit 2>/dev/null); then
+      bind "$tk" "$tk" ro
+      TOOLKIT_BIN=$tk/bin
+    fi
     in_fs bash -c 'cd /src && exec "$@"' standin "$@" ;;
   remove)
     # Never rm -rf the folder while something is mounted in it: /src is this checkout, /dev the

@@ -25,6 +25,39 @@ check_mmcv_archive() {
     || die "mmcv source archive checksum mismatch: $1 (expected mmcv ${MMCV_VERSION})"
 }
 
+download_mmcv_archive() {
+  # download_mmcv_archive PY DIR: DIR/mmcv-<version>.tar.gz, downloaded unless there, checksum
+  # checked. --no-build-isolation: pip reads the archive's metadata through setup.py, which imports
+  # torch (PY's).
+  local py=$1 dir=$2 archive=$2/mmcv-${MMCV_VERSION}.tar.gz
+  if [ ! -f "$archive" ]; then
+    "$py" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d "$dir" \
+      "mmcv==${MMCV_VERSION}" 2> >(grep -v "^WARNING: Location" >&2)
+  fi
+  [ -f "$archive" ] || die "pip did not download $archive"
+  check_mmcv_archive "$archive"
+}
+
+unpack_mmcv_source() {
+  # unpack_mmcv_source ARCHIVE DIR DEVICE(cpu|cuda): DIR/mmcv-<version> freshly unpacked and
+  # patched, keeping the build/ folder of an earlier, failed or interrupted, attempt there: ninja
+  # then recompiles only what changed (patched sources, changed flags), most of an hour on 2 loaded
+  # cores for a CUDA build.
+  local archive=$1 dir=$2 device=$3 src=$2/mmcv-${MMCV_VERSION}
+  mkdir -p "$dir"
+  if [ -d "$src/build" ]; then
+    step "    reusing the object files of the earlier attempt in $src/build"
+    mv "$src/build" "$dir/.keep-build-$$"
+    rm -rf "$src"
+    tar -xzf "$archive" -C "$dir"
+    mv "$dir/.keep-build-$$" "$src/build"
+  else
+    rm -rf "$src"
+    tar -xzf "$archive" -C "$dir"
+  fi
+  patch_mmcv_sources "$src" "$device"
+}
+
 patch_mmcv_cuda_sources() {
   # patch_mmcv_cuda_sources SRC: narrow fixes to mmcv 2.1.0's CUDA sources for CUDA 13 / C++20;
   # each fails if its target text is gone. (None needed so far.)

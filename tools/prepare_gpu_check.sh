@@ -59,18 +59,14 @@ py=${GPU_MACHINE_PY_TAG#py}
 step "1/3 mmcv ${MMCV_VERSION} for the GPU machine (Python ${py:0:1}.${py:1}, torch ${GPU_MACHINE_TORCH}, sm ${GPU_MACHINE_ARCH})"
 mkdir -p "$DEST" && rm -f "$DEST"/mmcv-*
 wheel_dir=$(mmcv_wheel_dir "$CACHE" "$GPU_MACHINE_TORCH" cuda "$GPU_MACHINE_PY_TAG" "$GPU_MACHINE_ARCH")
-if ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
+if [ "$BUILD_ON_DEVICE" = 1 ]; then
+  download_mmcv_archive "$PY" "$DEST"
+  step "    the source archive, as asked: the GPU machine builds it, an estimated 2.5-4 of its 10 minutes (docs/gpu.md)"
+elif ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
   cp "$wheel_dir"/mmcv-*.whl "$DEST/"
   # what the wheel was built against, which the GPU machine's script compares with its own
   printf 'torch=%s arch=%s\n' "$GPU_MACHINE_TORCH" "$GPU_MACHINE_ARCH" >"$DEST/mmcv-built-for.txt"
   step "    the prebuilt wheel $(basename "$DEST"/mmcv-*.whl) from $wheel_dir"
-elif [ "$BUILD_ON_DEVICE" = 1 ]; then
-  archive=$DEST/mmcv-${MMCV_VERSION}.tar.gz
-  # --no-build-isolation: pip reads the archive's metadata through setup.py, which imports torch
-  "$PY" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation -d "$DEST" \
-    "mmcv==${MMCV_VERSION}" 2> >(grep -v "^WARNING: Location" >&2)
-  check_mmcv_archive "$archive"
-  step "    the source archive: the GPU machine builds it, an estimated 2.5-4 of its 10 minutes (docs/gpu.md)"
 else
   die "no prebuilt mmcv wheel for the GPU machine in $wheel_dir: build it with \
 'bash tools/gpu_machine_standin.sh build-mmcv' (19 min on 2 cores here), or pass --build-on-device to \

@@ -166,25 +166,11 @@ fi
 
 build_mmcv() {
   local work=$CACHE/build/${BUILD_NAME:-$(basename "$WHEEL_DIR")}
-  local src=$work/mmcv-${MMCV_VERSION}
-  if [ "$DEVICE" = cuda ] && [ -d "$src/build" ]; then
-    # A failed CUDA build keeps its object files: ninja recompiles only what changed (patched
-    # sources, changed flags), which saves most of the build.
-    step "    reusing the object files of the previous attempt in $src/build"
-    mv "$src/build" "$CACHE/build/.keep-$$"
-    rm -rf "$work" && mkdir -p "$src"
-    mv "$CACHE/build/.keep-$$" "$src/build"
-  else
-    rm -rf "$work" && mkdir -p "$work"
-  fi
+  rm -rf "$work/dist" && mkdir -p "$work"
   step "    downloading the mmcv ${MMCV_VERSION} source archive"
-  "$VPY" -m pip download --quiet --no-deps --no-binary :all: --no-build-isolation \
-    -d "$work" "mmcv==${MMCV_VERSION}"
-  local archive=$work/mmcv-${MMCV_VERSION}.tar.gz
-  [ -f "$archive" ] || die "pip did not download $archive"
-  check_mmcv_archive "$archive"
-  tar -xzf "$archive" -C "$work"
-  patch_mmcv_sources "$src" "$DEVICE"
+  download_mmcv_archive "$VPY" "$work"
+  unpack_mmcv_source "$work/mmcv-${MMCV_VERSION}.tar.gz" "$work" "$DEVICE"
+  local src=$work/mmcv-${MMCV_VERSION}
   local log=$work/build.log
   step "    compiling $(mmcv_units "$src" "$DEVICE") C++$([ "$DEVICE" = cpu ] || echo ' and CUDA') units with MAX_JOBS=${MAX_JOBS:-2} (log: $log)"
   build_mmcv_wheel "$VPY" "$src" "$work/dist" "$log" "$DEVICE" "${MAX_JOBS:-2}"
