@@ -80,6 +80,12 @@ def test_cuda_build_env_puts_cccl_first():
         '/tk /tk/include/cccl:/tk/include:/venv/nvidia/cu13/include:/old', '/tk/bin']
 
 
+def test_built_for_file_round_trip(tmp_path):
+    result = bash(f'built_for_line 2.11.0+cu130 "9.0;10.0" >{tmp_path}/b.txt; cat {tmp_path}/b.txt; '
+                  f'built_for_torch {tmp_path}/b.txt; echo "[$(built_for_torch {tmp_path}/no.txt)]"')
+    assert result.stdout.splitlines() == ['torch=2.11.0+cu130 arch=9.0;10.0', '2.11.0+cu130', '[]']
+
+
 def test_prepare_stops_before_downloading_without_a_prebuilt_wheel(tmp_path):
     result = subprocess.run(
         ['bash', str(ROOT / 'tools' / 'prepare_gpu_check.sh')], capture_output=True, text=True,

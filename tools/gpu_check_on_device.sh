@@ -57,7 +57,7 @@ done
 prebuilt=$(ls "$CARRY"/mmcv-"${MMCV_VERSION}"-"${PY_TAG}"-*.whl 2>/dev/null | head -n 1 || true)
 if [ -n "$prebuilt" ]; then
   # A prebuilt wheel must have been built against this very torch (its C++ ABI): stop otherwise.
-  built_for=$(sed -n 's/^torch=\([^ ]*\) .*/\1/p' "$CARRY/mmcv-built-for.txt" 2>/dev/null || true)
+  built_for=$(built_for_torch "$CARRY/mmcv-built-for.txt")
   [ "$built_for" = "$TORCH_HERE" ] || die "the carried $(basename "$prebuilt") was built for torch \
 ${built_for:-(unknown: no mmcv-built-for.txt beside it)}, this machine has torch $TORCH_HERE: set \
 GPU_MACHINE_TORCH in tools/mmcv_build.sh and rebuild it (tools/gpu_machine_standin.sh build-mmcv), \
@@ -98,7 +98,7 @@ print(os.path.join(list(nvidia.__path__)[0], "cu" + torch.version.cuda.split("."
   MMCV_PROGRESS_S=20 build_mmcv_wheel "$PY" "$src" "$build/dist" "$OUT/mmcv_build.log" cuda "$jobs"
   wheel=$(ls "$build"/dist/mmcv-*.whl)
   step "    $(basename "$wheel"): $(du -k "$wheel" | cut -f1) KiB, copied to $OUT with mmcv-built-for.txt (carry both in .gpu_carry next time)"
-  printf 'torch=%s arch=%s\n' "$TORCH_HERE" "$TORCH_CUDA_ARCH_LIST" >"$OUT/mmcv-built-for.txt"
+  built_for_line "$TORCH_HERE" "$TORCH_CUDA_ARCH_LIST" >"$OUT/mmcv-built-for.txt"
   if [ "$(stat -c %s "$wheel")" -le $((15 * 1048576)) ]; then
     cp "$wheel" "$OUT/"
   else  # the device tool returns files of up to 16 MiB each

@@ -19,6 +19,17 @@ GPU_MACHINE_CUDA=13.0
 GPU_MACHINE_PY_TAG=py312
 GPU_MACHINE_ARCH=9.0
 
+built_for_line() {
+  # built_for_line TORCH ARCH: the content of mmcv-built-for.txt, which travels beside a built mmcv
+  # wheel to the GPU machine (what it was built against; read back by built_for_torch).
+  printf 'torch=%s arch=%s\n' "$1" "$2"
+}
+
+built_for_torch() {
+  # built_for_torch FILE: the torch an mmcv-built-for.txt names (empty if there is no FILE).
+  sed -n 's/^torch=\([^ ]*\) .*/\1/p' "$1" 2>/dev/null || true
+}
+
 check_mmcv_archive() {
   # check_mmcv_archive FILE: stop unless FILE is the mmcv source archive we patch.
   echo "$MMCV_SHA256  $1" | sha256sum --check --quiet \

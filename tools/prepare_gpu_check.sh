@@ -65,7 +65,7 @@ if [ "$BUILD_ON_DEVICE" = 1 ]; then
 elif ls "$wheel_dir"/mmcv-*.whl >/dev/null 2>&1; then
   cp "$wheel_dir"/mmcv-*.whl "$DEST/"
   # what the wheel was built against, which the GPU machine's script compares with its own
-  printf 'torch=%s arch=%s\n' "$GPU_MACHINE_TORCH" "$GPU_MACHINE_ARCH" >"$DEST/mmcv-built-for.txt"
+  built_for_line "$GPU_MACHINE_TORCH" "$GPU_MACHINE_ARCH" >"$DEST/mmcv-built-for.txt"
   step "    the prebuilt wheel $(basename "$DEST"/mmcv-*.whl) from $wheel_dir"
 else
   die "no prebuilt mmcv wheel for the GPU machine in $wheel_dir: build it with \
