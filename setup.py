@@ -50,8 +50,8 @@ if __name__ == '__main__':
         packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools')),
         include_package_data=True,
         package_data={'rapidnet_mm': ['.mim/configs/**/*.py', '.mim/configs/**/*.yml',
-                                   '.mim/tools/*.py', '.mim/tools/*.sh', '.mim/model-index.yml',
-                                   '.mim/docs/*.md']},
+                                   '.mim/tools/**/*.py', '.mim/tools/**/*.sh',
+                                   '.mim/model-index.yml', '.mim/docs/*.md']},
         # The exact, tested versions are in requirements/stack.txt; these are the ranges we need.
         install_requires=[
             'torch>=2.0',

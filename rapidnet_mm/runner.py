@@ -7,22 +7,12 @@ from typing import Any, Callable, Iterable, List, Optional
 
 from mmengine.config import Config, DictAction
 
-LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
+from .config import ConfigError, load_model_config
+
 # init_cfg types that load a checkpoint file (mmengine's and ours, which also reads the authors'
 # files as published).
 PRETRAINED_INIT_TYPES = ('Pretrained', 'RapidNetPretrained')
 DEBUG_ENV = 'RAPIDNET_MM_DEBUG'  # =1: config mistakes keep their full traceback, as --debug
-
-
-class ConfigError(SystemExit):
-    """A config that cannot run here; exits with one clear line on stderr (status 1).
-
-    The message must stay the exit code: Python prints a SystemExit's code only when it is not
-    an int, so setting an int status would exit silently.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(f'error: {message}')
 
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
@@ -40,17 +30,9 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 def load_config(path: str, cfg_options: Optional[dict], launcher: str,
                 work_dir: Optional[str]) -> Config:
-    """Load ``path``, apply overrides and check the scope names a library we serve."""
-    if not osp.isfile(path):
-        raise ConfigError(f'config file not found: {path}')
-    import rapidnet_mm  # noqa: F401  (registers our modules even without custom_imports)
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    scope = cfg.get('default_scope')
-    if scope not in LIBRARIES:
-        raise ConfigError(f'{path} has default_scope={scope!r}; these tools run configs of '
-                          f'{", ".join(LIBRARIES)} (set default_scope in the config)')
+    """:func:`~rapidnet_mm.config.load_model_config`, then the launcher and the work dir
+    (``./work_dirs/<config name>`` unless given or set by the config) of a Runner."""
+    cfg = load_model_config(path, cfg_options)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = '0'
     cfg.launcher = launcher
@@ -110,7 +92,7 @@ def check_pretrained_checkpoints(cfg: Config) -> None:
             raise ConfigError(
                 f'pretrained weights {path!r} ({setting}.checkpoint) do not exist; put the '
                 "authors' ImageNet file there as published (a file converted by "
-                'tools/convert_official.py works too), point --cfg-options '
+                'tools/model_converters/convert_official.py works too), point --cfg-options '
                 f'{setting}.checkpoint=/path/to/file.pth at it, or train from scratch with '
                 f'--cfg-options {setting}=None')
 

@@ -4,6 +4,7 @@ import os.path as osp
 import torch
 import torch.nn as nn
 from test_backbone import randomize
+from tool_helpers import load_tool
 
 from rapidnet_mm.models.layers import LayerScale
 
@@ -45,20 +46,21 @@ def rel_diff(ref: torch.Tensor, got: torch.Tensor) -> float:
     return (ref - got).abs().max().item() / ref.abs().max().item()
 
 
-def load_tool(name: str):
-    """Import tools/<name>.py as a module, to call its main(argv) in-process."""
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'tool_{name}', osp.join(REPO, 'tools',
-                                                                          f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+class ExportTool:
+    """``tools/deployment/export.py`` with ``--format`` set: ``main(argv)`` as the tool's."""
+
+    def __init__(self, fmt: str) -> None:
+        self.fmt = fmt
+        self.module = load_tool('deployment/export')
+
+    def main(self, argv: list) -> int:
+        return self.module.main(list(argv) + ['--format', self.fmt])
 
 
 def export_with_tool(tool, tmp_path, config, task: str, extra: list, out_name: str):
-    """Build ``config``'s model with perturbed weights, save them, and export with ``tool``
-    (a tools/export_*.py module); returns the config, the model and the output path."""
-    from rapidnet_mm.deploy import build_model, load_model_config
+    """Build ``config``'s model with perturbed weights, save them, and export with ``tool`` (an
+    :class:`ExportTool`); returns the config, the model and the output path."""
+    from rapidnet_mm.config import build_model, load_model_config
     cfg_path = config_path(*config)
     cfg = load_model_config(cfg_path)
     model = perturb(build_model(cfg))

@@ -1,19 +1,13 @@
-"""The shell functions every mmcv build shares (tools/mmcv_build.sh) and the fail-fast checks of
-the GPU machine's scripts (tools/prepare_gpu_check.sh, tools/gpu_check_on_device.sh), run on CPU.
-
-Nothing here compiles or downloads: the scripts must stop, with one line naming the fix, before
-they would.
-"""
+"""The shell functions of the mmcv build (tools/setup/mmcv_build.sh): the wheel cache key, the
+CUDA architecture check and the toolkit look-up, run on CPU. Nothing here compiles or downloads."""
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILD_SH = ROOT / 'tools' / 'mmcv_build.sh'
+BUILD_SH = ROOT / 'tools' / 'setup' / 'mmcv_build.sh'
 
 
 def bash(script: str, env: dict = None) -> subprocess.CompletedProcess:
@@ -78,63 +72,3 @@ def test_cuda_build_env_puts_cccl_first():
                   'echo "$CUDA_HOME $CPATH"; echo "${PATH%%:*}"')
     assert result.stdout.split('\n')[:2] == [
         '/tk /tk/include/cccl:/tk/include:/venv/nvidia/cu13/include:/old', '/tk/bin']
-
-
-def test_built_for_file_round_trip(tmp_path):
-    result = bash(f'built_for_line 2.11.0+cu130 "9.0;10.0" >{tmp_path}/b.txt; cat {tmp_path}/b.txt; '
-                  f'built_for_torch {tmp_path}/b.txt; echo "[$(built_for_torch {tmp_path}/no.txt)]"')
-    assert result.stdout.splitlines() == ['torch=2.11.0+cu130 arch=9.0;10.0', '2.11.0+cu130', '[]']
-
-
-def test_prepare_stops_before_downloading_without_a_prebuilt_wheel(tmp_path):
-    result = subprocess.run(
-        ['bash', str(ROOT / 'tools' / 'prepare_gpu_check.sh')], capture_output=True, text=True,
-        env=dict(os.environ, RAPIDNET_MM_CACHE=str(tmp_path), PYTHON=sys.executable), timeout=60)
-    assert result.returncode == 1
-    assert 'no prebuilt mmcv wheel for the GPU machine' in result.stderr
-    assert 'gpu_machine_standin.sh build-mmcv' in result.stderr
-    assert '--build-on-device' in result.stderr
-    assert '2/3' not in result.stdout  # nothing downloaded
-    bad = subprocess.run(['bash', str(ROOT / 'tools' / 'prepare_gpu_check.sh'), '--fast'],
-                         capture_output=True, text=True, timeout=60,
-                         env=dict(os.environ, PYTHON=sys.executable))
-    assert bad.returncode == 1 and "unknown option '--fast'" in bad.stderr
-
-
-def on_device(carry: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ['bash', str(ROOT / 'tools' / 'gpu_check_on_device.sh'), *args], capture_output=True,
-        text=True, timeout=120,
-        env=dict(os.environ, GPU_CARRY=str(carry), OUT=str(out), PYTHON=sys.executable,
-                 CUDA_VISIBLE_DEVICES=''))
-
-
-def test_on_device_script_refuses_a_wheel_built_for_another_torch(tmp_path):
-    carry = tmp_path / 'carry'
-    (carry / 'wheels').mkdir(parents=True)
-    py_tag = f'cp{sys.version_info[0]}{sys.version_info[1]}'
-    (carry / f'mmcv-2.1.0-{py_tag}-{py_tag}-linux_x86_64.whl').write_bytes(b'not installed')
-    (carry / 'mmcv-built-for.txt').write_text('torch=2.11.0+cu130 arch=9.0\n')
-    if torch.__version__ == '2.11.0+cu130':
-        pytest.skip('this torch is the one the wheel is said to be built for')
-    result = on_device(carry, tmp_path / 'out', '--rehearse-on-cpu')
-    assert result.returncode == 1
-    assert (f'was built for torch 2.11.0+cu130, this machine has torch {torch.__version__}'
-            in result.stderr)
-    assert not (tmp_path / 'out').exists()  # stopped before installing anything
-
-    (carry / 'mmcv-built-for.txt').unlink()
-    result = on_device(carry, tmp_path / 'out', '--rehearse-on-cpu')
-    assert result.returncode == 1 and 'no mmcv-built-for.txt beside it' in result.stderr
-
-
-def test_on_device_script_needs_a_gpu_unless_rehearsing(tmp_path):
-    carry = tmp_path / 'carry'
-    (carry / 'wheels').mkdir(parents=True)
-    result = on_device(carry, tmp_path / 'out')
-    assert result.returncode == 1
-    assert 'sees no GPU here' in result.stderr and '--rehearse-on-cpu' in result.stderr
-    # rehearsing passes the GPU check and stops at the next missing piece: mmcv
-    result = on_device(carry, tmp_path / 'out', '--rehearse-on-cpu')
-    assert 'no GPU: rehearsing on CPU' in result.stdout
-    assert result.returncode == 1 and 'neither a built mmcv wheel' in result.stderr

@@ -1,5 +1,5 @@
 """Every classification config loads and builds; the four variants and every ablation hit the
-paper's sizes with tools/get_flops.py's counter."""
+paper's sizes with tools/analysis_tools/get_flops.py's counter."""
 import functools
 import glob
 import importlib.util
@@ -18,7 +18,7 @@ CONFIGS = sorted(osp.relpath(p, ROOT)
 
 def _get_flops():
     spec = importlib.util.spec_from_file_location('get_flops',
-                                                  osp.join(ROOT, 'tools/get_flops.py'))
+                                                  osp.join(ROOT, 'tools/analysis_tools/get_flops.py'))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -110,11 +110,11 @@ def test_ablations_differ_from_the_full_model_where_the_table_says():
 
 
 def test_get_flops_command_line(tmp_path):
-    result = run_tool([PYTHON, 'tools/get_flops.py', 'configs/cls/rapidnet_ti_in1k.py',
+    result = run_tool([PYTHON, 'tools/analysis_tools/get_flops.py', 'configs/cls/rapidnet_ti_in1k.py',
                        '--shape', '224', '224'])
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'params: 6,627,840 (6.63 M)' in result.stdout
     assert 'MACs: 617,469,312 (0.617 G)' in result.stdout
-    bad = run_tool([PYTHON, 'tools/get_flops.py', str(tmp_path / 'missing.py')])
+    bad = run_tool([PYTHON, 'tools/analysis_tools/get_flops.py', str(tmp_path / 'missing.py')])
     assert bad.returncode != 0
     assert bad.stderr.strip().splitlines()[-1].startswith('error: config file not found')

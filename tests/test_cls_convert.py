@@ -80,7 +80,7 @@ def test_single_weight_files_and_folded_positional_encoding():
 
 def test_only_argparse_namespace_is_allowed(tmp_path):
     spec = importlib.util.spec_from_file_location(
-        'convert_official', osp.join(ROOT, 'tools/convert_official.py'))
+        'convert_official', osp.join(ROOT, 'tools/model_converters/convert_official.py'))
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     raw, ema = originals('ti')
@@ -111,7 +111,7 @@ def test_command_line_converts_an_authors_file(tmp_path):
     torch.save(authors_checkpoint(raw, ema), src)
     with pytest.raises(Exception, match='argparse.Namespace'):  # why allowing it is needed
         torch.load(src, weights_only=True)
-    result = run_tool([PYTHON, 'tools/convert_official.py', str(src), str(dst)])
+    result = run_tool([PYTHON, 'tools/model_converters/convert_official.py', str(src), str(dst)])
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert 'allowing exactly one extra type: argparse.Namespace' in out
@@ -127,7 +127,7 @@ def test_command_line_converts_an_authors_file(tmp_path):
     bad = authors_checkpoint(raw, ema)
     bad['state_dict_ema']['backbone.2.6.mixer.attention.qkv.weight'] = torch.zeros(1)
     torch.save(bad, tmp_path / 'bad.pth')
-    unmapped = run_tool([PYTHON, 'tools/convert_official.py', str(tmp_path / 'bad.pth'),
+    unmapped = run_tool([PYTHON, 'tools/model_converters/convert_official.py', str(tmp_path / 'bad.pth'),
                          str(tmp_path / 'bad_out.pth')])
     assert unmapped.returncode != 0
     assert 'backbone.2.6.mixer.attention.qkv.weight' in unmapped.stderr

@@ -1,24 +1,15 @@
-"""tools/collect_results.py on synthetic work dirs laid out exactly as mmengine 0.10 writes them
+"""tools/analysis_tools/collect_results.py on synthetic work dirs laid out exactly as mmengine 0.10 writes them
 (checked against real runs of tools/train.py and tools/test.py on this machine)."""
-import importlib.util
 import json
 import os
 import os.path as osp
 
 import pytest
+from tool_helpers import REPO, load_tool
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+import rapidnet_mm.analysis.results as results  # noqa: E402
 
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'collect_results', osp.join(REPO, 'tools', 'collect_results.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = load_tool()
+tool = load_tool('analysis_tools/collect_results')
 
 
 def train_run(work_dir, config, timestamp, val_lines, train_every=2):
@@ -63,28 +54,28 @@ def test_classification_takes_the_last_validation_and_compares_with_the_paper(tm
     train_run(wd, 'rapidnet_ti_in1k', '20250101_000000',
               [{'accuracy/top1': 70.0, 'accuracy/top5': 88.0},
                {'accuracy/top1': 75.9, 'accuracy/top5': 92.9}])
-    rows = tool.collect(wd, tool.load_model_index())
+    rows = results.collect(wd, results.load_model_index())
     assert len(rows) == 1
     row = rows[0]
     assert (row.config, row.metric, row.ours, row.reference) == (
         'rapidnet_ti_in1k', 'Top 1 Accuracy', 75.9, 76.3)
     assert row.difference == pytest.approx(-0.4)
-    table = tool.format_tables(rows)
+    table = results.format_tables(rows)
     assert '| rapidnet_ti_in1k | Top 1 Accuracy | 75.9 | 76.3 (paper) | -0.4 |' in table
 
 
 def test_ablation_row_and_a_row_the_paper_does_not_state(tmp_path):
-    models = tool.load_model_index()
+    models = results.load_model_index()
     a = str(tmp_path / 'a')
     train_run(a, 'rapidnet_ti_kernel5x5_in1k', '20250101_000000',
               [{'accuracy/top1': 76.5}])
     b = str(tmp_path / 'b')
     train_run(b, 'rapidnet_s_in1k', '20250101_000000', [{'accuracy/top1': 78.0}])
-    (row_a,), (row_b,) = tool.collect(a, models), tool.collect(b, models)
+    (row_a,), (row_b,) = results.collect(a, models), results.collect(b, models)
     assert row_a.reference == 76.4 and row_a.difference == pytest.approx(0.1)
     assert row_b.reference is None and row_b.difference is None
     assert '| rapidnet_s_in1k | Top 1 Accuracy | 78.0 | not stated in the paper |  |' in \
-        tool.format_tables([row_b])
+        results.format_tables([row_b])
 
 
 def test_a_newer_test_run_wins_and_coco_ap_is_shown_as_percent(tmp_path):
@@ -94,7 +85,7 @@ def test_a_newer_test_run_wins_and_coco_ap_is_shown_as_percent(tmp_path):
     test_run(wd, 'maskrcnn_rapidnet_s_tiny_coco', '20250102_000000',
              {'coco/bbox_mAP': 0.337, 'coco/bbox_mAP_50': 0.599, 'coco/bbox_mAP_l': -1.0,
               'coco/segm_mAP': 0.466})
-    rows = {r.metric: r for r in tool.collect(wd, tool.load_model_index())}
+    rows = {r.metric: r for r in results.collect(wd, results.load_model_index())}
     assert set(rows) == {'box AP', 'mask AP'}
     assert rows['box AP'].ours == pytest.approx(33.7)
     assert rows['mask AP'].ours == pytest.approx(46.6)
@@ -102,7 +93,7 @@ def test_a_newer_test_run_wins_and_coco_ap_is_shown_as_percent(tmp_path):
     # the demo's reference is the figure measured in this repository, so the difference is 0
     assert rows['box AP'].difference == pytest.approx(0.0)
     assert rows['box AP'].reference_source.startswith('measured here')
-    assert '| 33.7 | 33.7 (measured here' in tool.format_tables(list(rows.values()))
+    assert '| 33.7 | 33.7 (measured here' in results.format_tables(list(rows.values()))
 
 
 def test_an_older_test_run_loses_to_a_newer_training_run(tmp_path):
@@ -110,7 +101,7 @@ def test_an_older_test_run_loses_to_a_newer_training_run(tmp_path):
     test_run(wd, 'fpn_rapidnet_m_ade20k', '20250101_000000', {'mIoU': 30.0, 'aAcc': 70.0})
     train_run(wd, 'fpn_rapidnet_m_ade20k', '20250103_000000',
               [{'mIoU': 35.0, 'aAcc': 75.0, 'mAcc': 45.0}, {'mIoU': 38.25, 'aAcc': 76.0}])
-    (row,) = tool.collect(wd, tool.load_model_index())
+    (row,) = results.collect(wd, results.load_model_index())
     assert (row.task, row.metric, row.ours) == ('Semantic Segmentation', 'mIoU', 38.25)
     assert row.source.endswith('scalars.json')
 

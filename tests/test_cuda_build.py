@@ -1,4 +1,4 @@
-"""The CUDA build of mmcv that tools/setup_env.sh caches (FORCE_CUDA=1 or a GPU) imports with
+"""The CUDA build of mmcv that tools/setup/setup_env.sh caches (FORCE_CUDA=1 or a GPU) imports with
 CUDA compiled in.
 
 CI is CPU-only: this test runs only where that set-up has filled the wheel cache with a CUDA
@@ -18,7 +18,7 @@ import torch
 
 
 def wheel_cache() -> Path:
-    """The wheel folder of tools/setup_env.sh (same defaults as the script)."""
+    """The wheel folder of tools/setup/setup_env.sh (same defaults as the script)."""
     cache = os.environ.get('RAPIDNET_MM_CACHE') or os.path.join(
         os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'rapidnet_mm')
     return Path(cache) / 'wheels'
@@ -48,7 +48,7 @@ print(mmcv.ops.get_compiling_cuda_version())
 @pytest.mark.skipif(
     not cached_cuda_wheels(),
     reason=f'no CUDA mmcv wheel for torch {torch.__version__} in {wheel_cache()} '
-           '(FORCE_CUDA=1 bash tools/setup_env.sh builds one)')
+           '(FORCE_CUDA=1 bash tools/setup/setup_env.sh builds one)')
 def test_cached_cuda_wheel_imports_with_cuda_compiled_in(tmp_path):
     wheel = cached_cuda_wheels()[0]
     root = tmp_path / 'site'

@@ -1,10 +1,10 @@
-"""tools/benchmark.py and its timing helpers (no speed is asserted: timings go in the docs)."""
+"""tools/analysis_tools/benchmark.py and its timing helpers (no speed is asserted: timings go in the docs)."""
 import pytest
 from deploy_helpers import config_path, load_tool
 
-from rapidnet_mm.deploy.benchmark import PEERS, summarize, time_interleaved
+from rapidnet_mm.analysis.benchmark import PEERS, summarize, time_interleaved
 
-tool = load_tool('benchmark')
+tool = load_tool('analysis_tools/benchmark')
 
 
 def test_summarize_median_and_quartiles():

@@ -3,14 +3,14 @@ input/output, size), the report, and the errors that come before any conversion.
 import os.path as osp
 
 import pytest
-from deploy_helpers import config_path, load_tool
+from deploy_helpers import ExportTool, config_path
 
 ct = pytest.importorskip('coremltools')
 from coremltools.proto import FeatureTypes_pb2  # noqa: E402
 
 from rapidnet_mm.deploy.coreml import coreml_report  # noqa: E402
 
-tool = load_tool('export_coreml')
+tool = ExportTool('coreml')
 TI = config_path('cls', 'rapidnet_ti_in1k.py')
 S_DET = config_path('det', 'maskrcnn_rapidnet_s_coco.py')
 
@@ -85,7 +85,7 @@ def test_benchmark_needs_macos_and_stops_before_conversion(tmp_path, capsys):
 @pytest.mark.parametrize('argv,message', [
     (['--input-size', '225', '224'], 'input size 225x224 cannot be taken'),
     (['--task', 'backbone'], '--task backbone needs --input-size'),
-    (['--out-suffix'], 'an ML program is saved as a .mlpackage'),
+    (['--out-suffix'], '--format coreml writes a Core ML ML program file; name it *.mlpackage'),
 ])
 def test_bad_input_exits_with_one_line(tmp_path, capsys, argv, message):
     out = str(tmp_path / 'x.mlpackage')

@@ -9,19 +9,19 @@ from types import SimpleNamespace
 import pytest
 import torch
 import torch.nn as nn
-from deploy_helpers import config_path, load_tool, perturb
+from deploy_helpers import ExportTool, config_path, perturb
 
 ct = pytest.importorskip('coremltools')
 pytest.importorskip('sklearn')  # coremltools' k-means palettisation
 
-from rapidnet_mm.deploy import build_model, load_model_config  # noqa: E402
+from rapidnet_mm.config import build_model, load_model_config  # noqa: E402
 from rapidnet_mm.deploy.coreml import convert, coreml_report  # noqa: E402
 from rapidnet_mm.deploy.coreml_compress import (COMPRESSIONS, compress_mlmodel,  # noqa: E402
                                                 package_psnr, package_weights, sample_images)
 from rapidnet_mm.deploy.export_module import ExportError, prepare_export  # noqa: E402
-from rapidnet_mm.deploy.model_io import input_normalization  # noqa: E402
+from rapidnet_mm.deploy.normalization import input_normalization  # noqa: E402
 
-tool = load_tool('export_coreml')
+tool = ExportTool('coreml')
 TI = config_path('cls', 'rapidnet_ti_in1k.py')
 SIZE = (32, 32)
 

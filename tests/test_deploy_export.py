@@ -8,11 +8,10 @@ from mmengine.config import Config
 from mmpretrain.models import ImageClassifier
 
 from rapidnet_mm import RapidNet
+from rapidnet_mm.config import ConfigError, load_model_config
 from rapidnet_mm.deploy import (ExportError, InputNormalization, check_input_size,
                                 check_numerics, dense_equivalent, dilated_to_dense,
-                                input_normalization, load_model_config, output_names,
-                                prepare_export, psnr)
-from rapidnet_mm.runner import ConfigError
+                                input_normalization, output_names, prepare_export, psnr)
 
 IMAGENET = InputNormalization((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), 'RGB')
 
@@ -93,7 +92,7 @@ def test_bad_input_is_refused_before_conversion():
 
 def test_classifier_task_needs_a_classifier():
     cfg = load_model_config(config_path('seg', 'fpn_rapidnet_ti_ade20k.py'))
-    from rapidnet_mm.deploy import build_model
+    from rapidnet_mm.config import build_model
     segmentor = build_model(cfg)
     with pytest.raises(ExportError, match='--task backbone'):
         prepare_export(segmentor, 'classifier', (64, 64), IMAGENET)

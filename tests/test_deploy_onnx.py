@@ -3,7 +3,7 @@ import os.path as osp
 
 import numpy as np
 import pytest
-from deploy_helpers import FILE_EXPORT_CASES, config_path, export_with_tool, load_tool
+from deploy_helpers import FILE_EXPORT_CASES, ExportTool, config_path, export_with_tool
 
 ort = pytest.importorskip('onnxruntime')
 
@@ -11,7 +11,7 @@ from rapidnet_mm.deploy import input_normalization, reference_outputs  # noqa: E
 from rapidnet_mm.deploy.export_module import random_image  # noqa: E402
 from rapidnet_mm.deploy.onnx_export import run_onnxruntime  # noqa: E402
 
-tool = load_tool('export_onnx')
+tool = ExportTool('onnx')
 
 
 @pytest.mark.slow
@@ -39,5 +39,25 @@ def test_bad_input_exits_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert 'input size 100x100 cannot be taken' in err and '\n' not in err
     assert tool.main([cfg_path, '--out', str(tmp_path / 'x.pb')]) == 2
-    assert 'name the ONNX file *.onnx' in capsys.readouterr().err
+    assert '--format onnx writes a ONNX file; name it *.onnx' in capsys.readouterr().err
     assert not osp.exists(tmp_path / 'x.onnx')
+
+
+@pytest.mark.parametrize('option,owner', [(['--compress', 'int8'], 'coreml'),
+                                          (['--precision', 'fp32'], 'coreml'),
+                                          (['--benchmark', '5'], 'coreml')])
+def test_options_of_another_format_are_refused(tmp_path, capsys, option, owner):
+    cfg_path = config_path('cls', 'rapidnet_ti_in1k.py')
+    assert tool.main([cfg_path, '--out', str(tmp_path / 'x.onnx')] + option) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f'error: {option[0]} is an option of --format {owner}, not of --format onnx: '
+                   'drop it')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_opset_is_refused_for_core_ml(tmp_path, capsys):
+    cfg_path = config_path('cls', 'rapidnet_ti_in1k.py')
+    argv = [cfg_path, '--out', str(tmp_path / 'x.mlpackage'), '--opset', '13']
+    assert ExportTool('coreml').main(argv) == 2
+    assert capsys.readouterr().err.strip() == ('error: --opset is an option of --format onnx, '
+                                               'not of --format coreml: drop it')

@@ -1,4 +1,4 @@
-"""tools/reparameterize.py: deploy checkpoints that load strictly into the deploy form and give
+"""tools/deployment/reparameterize.py: deploy checkpoints that load strictly into the deploy form and give
 the training form's outputs, for every classifier variant and for detection/segmentation."""
 import pytest
 import torch
@@ -6,11 +6,12 @@ import torch.nn as nn
 from deploy_helpers import config_path, load_tool, perturb, rel_diff, save_checkpoint
 
 from rapidnet_mm import RapidNet, RapidNetClsHead
-from rapidnet_mm.deploy import build_model, fold_cls_head, load_model_config, reparameterize_model
-from rapidnet_mm.runner import ConfigError
+from rapidnet_mm.config import build_model, load_model_config
+from rapidnet_mm.deploy import reparameterize_model
+from rapidnet_mm.config import ConfigError
 
 SIZE = 64
-tool = load_tool('reparameterize')
+tool = load_tool('deployment/reparameterize')
 
 
 def logits(model, x):
@@ -68,7 +69,7 @@ def test_deploy_checkpoint_refused_by_training_form(tmp_path):
         build_model(load_model_config(cfg_path), ckpt)
 
 
-def test_fold_cls_head_is_the_mean_of_both_logits():
+def test_folded_cls_head_is_the_mean_of_both_logits():
     head = perturb(RapidNetClsHead(num_classes=10, in_channels=16, embed_dims=32)).eval()
     with torch.no_grad():
         nn.init.normal_(head.dist_head.weight)
@@ -76,13 +77,15 @@ def test_fold_cls_head_is_the_mean_of_both_logits():
         feats = (torch.randn(3, 16, 5, 5), )
         ref = head(feats)
         cls_score, dist_score = head.both_logits(feats)
-        folded = fold_cls_head(head)
-        got = folded(feats)
+        head.reparameterize()
+        got = head(feats)
     assert torch.allclose(ref, (cls_score + dist_score) / 2)
     assert torch.allclose(got, ref, atol=1e-5, rtol=1e-5)
-    assert isinstance(folded.classifier, nn.Linear) and folded.classifier.out_features == 10
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
-    assert head.embed.deploy is False  # the original head is untouched
+    assert isinstance(head.head, nn.Linear) and head.head.out_features == 10
+    assert head.dist_head is None and head.deploy
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in head.modules())
+    with pytest.raises(RuntimeError, match='cannot be trained'):
+        head.loss(feats, [])
 
 
 def test_reparameterize_model_refuses_bad_input():

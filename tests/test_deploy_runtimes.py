@@ -1,4 +1,4 @@
-"""The file runtimes (onnxruntime, OpenVINO) behind tools/benchmark.py, and its worker processes:
+"""The file runtimes (onnxruntime, OpenVINO) behind tools/analysis_tools/benchmark.py, and its worker processes:
 outputs equal to the eager training form's, all runtimes in one table, and clear refusals."""
 import copy
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from deploy_helpers import config_path, perturb, rel_diff
 
-from rapidnet_mm.deploy import build_model, load_model_config
-from rapidnet_mm.deploy.benchmark import (GEMM_SIZE, Settings, Subject, config_subject,
+from rapidnet_mm.config import build_model, load_model_config
+from rapidnet_mm.analysis.benchmark import (GEMM_SIZE, Settings, Subject, config_subject,
                                           fastest_exact, measure, peak_macs)
 from rapidnet_mm.deploy.runtime import FILE_RUNTIMES, RUNTIMES, RuntimeSetupError, build_runtime
 from rapidnet_mm.models import RapidNet

@@ -5,7 +5,7 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn as nn
-from deploy_helpers import (FILE_EXPORT_CASES, config_path, export_with_tool, load_tool, perturb,
+from deploy_helpers import (FILE_EXPORT_CASES, ExportTool, config_path, export_with_tool, perturb,
                             rel_diff)
 
 from rapidnet_mm.deploy import input_normalization, reference_outputs
@@ -14,7 +14,7 @@ from rapidnet_mm.deploy.runtime import RuntimeSetupError, build_runtime, load_to
 from rapidnet_mm.deploy.torchscript_export import read_metadata
 from rapidnet_mm.models import RapidNet
 
-tool = load_tool('export_torchscript')
+tool = ExportTool('torchscript')
 TINY_ARCH = dict(blocks=((1, 0), (1, 0), (1, 1), (0, 1)), channels=(16, 24, 32, 48))
 
 
@@ -79,7 +79,7 @@ def test_torchscript_export_bad_input_exits_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert 'input size 100x100 cannot be taken' in err and '\n' not in err
     assert tool.main([cfg_path, '--out', str(tmp_path / 'x.onnx')]) == 2
-    assert 'name the TorchScript file *.pt' in capsys.readouterr().err
+    assert '--format torchscript writes a TorchScript file; name it *.pt' in capsys.readouterr().err
     assert tool.main([config_path('det', 'maskrcnn_rapidnet_s_coco.py'), '--out',
                       str(tmp_path / 'x.pt')]) == 2
     assert '--task classifier needs an mmpretrain image classifier' in capsys.readouterr().err
@@ -90,5 +90,5 @@ def test_read_metadata_refuses_a_foreign_file(tmp_path):
     from rapidnet_mm.deploy.export_module import ExportError
     path = str(tmp_path / 'plain.pt')
     torch.jit.save(torch.jit.script(nn.Identity()), path)
-    with pytest.raises(ExportError, match='not written by tools/export_torchscript.py'):
+    with pytest.raises(ExportError, match='not written by tools/deployment/export.py --format torchscript'):
         read_metadata(path)

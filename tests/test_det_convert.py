@@ -63,7 +63,7 @@ def test_round_trip_strict_load_and_equal_backbone_outputs(model_m):
     for e, g in zip(expected, got):
         torch.testing.assert_close(g, e, rtol=1e-5, atol=1e-5)
 
-    # the dispatcher of tools/convert_official.py picks this module for the same file
+    # the dispatcher of tools/model_converters/convert_official.py picks this module for the same file
     via_dispatcher = convert_checkpoint(ckpt)
     assert via_dispatcher.kind == 'detection'
     assert via_dispatcher.state_dict.keys() == conversion.state_dict.keys()
@@ -75,7 +75,7 @@ def test_convert_official_tool_writes_a_loadable_file(model_m, tmp_path, monkeyp
     src, dst = tmp_path / 'RapidNet_M_Detection.pth', tmp_path / 'out' / 'maskrcnn_m.pth'
     torch.save(ckpt, src)
     monkeypatch.setattr(sys, 'argv', ['convert_official.py', str(src), str(dst)])
-    runpy.run_path(osp.join(REPO, 'tools', 'convert_official.py'), run_name='__main__')
+    runpy.run_path(osp.join(REPO, 'tools', 'model_converters', 'convert_official.py'), run_name='__main__')
     out = capsys.readouterr().out
     assert 'detection checkpoint, RapidNet-m' in out
     assert '(for configs/det/maskrcnn_rapidnet_m_coco.py)' in out

@@ -1,7 +1,6 @@
 """The tiny synthetic COCO dataset, the demo config on it, and a short train + test run through
 tools/train.py and tools/test.py (the main job of tools/demo.py, in a few iterations)."""
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -15,18 +14,8 @@ from pycocotools.coco import COCO
 
 from det_helpers import DEMO_CONFIG, REPO, load_cfg
 
-
-def load_tool(name: str):
-    """Import ``tools/<name>.py`` as a module (without putting tools/ on sys.path)."""
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-make_tiny_coco = load_tool('make_tiny_coco')
-CATEGORIES = make_tiny_coco.CATEGORIES
-annotation_file, make_dataset = make_tiny_coco.annotation_file, make_tiny_coco.make_dataset
+import rapidnet_mm.demo as demo
+from rapidnet_mm.datasets.tiny_coco import CATEGORIES, annotation_file, make_dataset
 
 # Idle OpenMP threads sleep rather than spin (a large slowdown on a shared CPU otherwise).
 ENV = dict(os.environ, OMP_WAIT_POLICY='PASSIVE')
@@ -71,7 +60,7 @@ def test_dataset_is_deterministic_and_valid(tmp_path):
 
 
 def test_generator_cli(tmp_path):
-    tool = os.path.join(REPO, 'tools', 'make_tiny_coco.py')
+    tool = os.path.join(REPO, 'tools', 'misc', 'make_tiny_coco.py')
     out = subprocess.run([sys.executable, tool, '--out', str(tmp_path / 'd'), '--num-train', '2',
                           '--num-val', '1', '--image-size', '64'], capture_output=True, text=True,
                          timeout=300)
@@ -107,7 +96,6 @@ def test_demo_help_and_bad_input():
 
 
 def test_metrics_table():
-    demo = load_tool('demo')
     metrics = {'coco/bbox_mAP': 0.5123, 'coco/bbox_mAP_50': 0.9, 'coco/bbox_mAP_75': 0.5,
                'coco/bbox_mAP_s': 0.25, 'coco/bbox_mAP_m': 0.6, 'coco/bbox_mAP_l': -1.0,
                'coco/segm_mAP': 0.4, 'coco/segm_mAP_50': 0.8, 'coco/segm_mAP_75': 0.45,
@@ -119,7 +107,6 @@ def test_metrics_table():
 
 
 def test_demo_iterations_and_data_root_overrides():
-    demo = load_tool('demo')
     cfg = load_cfg(DEMO_CONFIG)
     assert cfg.train_cfg.max_iters == 120 and cfg.param_scheduler[1].milestones == [96]
     demo.set_iterations(cfg, 10)
@@ -191,7 +178,6 @@ def test_train_then_test_through_the_tools(tmp_path):
 
 def test_demo_loss_history_keeps_every_training_loss():
     from mmengine.logging import MessageHub
-    demo = load_tool('demo')
     hub = MessageHub('loss_history_test')
     for loss, loss_cls in ((3.0, 1.0), (2.0, 0.5)):
         hub.update_scalars({'train/loss': loss, 'train/loss_cls': loss_cls, 'train/lr': 0.1,

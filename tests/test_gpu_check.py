@@ -1,4 +1,4 @@
-"""tools/gpu_check.py: the clear error without CUDA, the loss judgement, the time budget, and the
+"""tools/analysis_tools/gpu_check.py: the clear error without CUDA, the loss judgement, the time budget, and the
 CPU rehearsal of the whole check (same code paths, tiny sizes, every substitution recorded)."""
 import json
 import subprocess
@@ -7,11 +7,11 @@ import sys
 import pytest
 from tool_helpers import REPO, load_tool
 
-gpu_check = load_tool('gpu_check')
+gpu_check = load_tool('analysis_tools/gpu_check')
 
 
 def test_without_cuda_a_plain_run_names_the_rehearsal(tmp_path):
-    result = subprocess.run([sys.executable, 'tools/gpu_check.py', '--out', str(tmp_path / 'o')],
+    result = subprocess.run([sys.executable, 'tools/analysis_tools/gpu_check.py', '--out', str(tmp_path / 'o')],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -40,7 +40,7 @@ def test_budget_skips_stages_and_says_so(tmp_path):
 def test_cpu_rehearsal_runs_every_stage_and_records_substitutions(tmp_path):
     out = tmp_path / 'out'
     result = subprocess.run(
-        [sys.executable, 'tools/gpu_check.py', '--out', str(out), '--rehearse-on-cpu',
+        [sys.executable, 'tools/analysis_tools/gpu_check.py', '--out', str(out), '--rehearse-on-cpu',
          '--work-dir', str(tmp_path / 'work')], cwd=REPO, capture_output=True, text=True,
         timeout=900, env=dict(__import__('os').environ, OMP_WAIT_POLICY='PASSIVE'))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

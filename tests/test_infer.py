@@ -64,7 +64,7 @@ def data(tmp_path_factory):
                 head.weight.mul_(1e-5)  # the randomised features reach ~1e5
     authors = authors_checkpoint(raw, ema)
     torch.save(authors, root / 'RapidNet_Ti.pth')
-    # what tools/convert_official.py writes
+    # what tools/model_converters/convert_official.py writes
     torch.save({'state_dict': convert_checkpoint(authors).state_dict, 'meta': {'arch': 'ti'}},
                root / 'rapidnet_ti_in1k.pth')
     write_image(root / 'street.jpg')

@@ -12,7 +12,8 @@ import torch
 from cls_helpers import PYTHON, ROOT, free_port, run_tool
 from det_helpers import load_cfg
 from rapidnet_mm.runner import ConfigError, check_training_devices
-from test_det_tiny_coco import load_tool, make_dataset
+from test_det_tiny_coco import make_dataset
+from tool_helpers import load_tool
 from test_seg_train_test import make_ade_layout, overrides
 
 DEMO_DET = 'configs/demo/maskrcnn_rapidnet_s_tiny_coco.py'
@@ -62,7 +63,7 @@ def test_dist_scripts_run_torchrun_with_the_environment(tmp_path):
 
 
 def test_dist_scripts_default_to_the_setup_venv(tmp_path):
-    """Without PYTHON the venv of tools/setup_env.sh runs the tools (it need not be active)."""
+    """Without PYTHON the venv of tools/setup/setup_env.sh runs the tools (it need not be active)."""
     (tmp_path / 'bin').mkdir()
     fake_command(tmp_path / 'bin', 'python')
     env = {k: v for k, v in os.environ.items() if k != 'PYTHON'}

@@ -1,24 +1,14 @@
 """model-index.yml and the metafiles: OpenMMLab's schema, one entry per config and one config per
 entry, and measured figures that match what the tools measure."""
 import glob
-import importlib.util
 import os.path as osp
 
 import pytest
 import yaml
 from mmengine.registry import DefaultScope
+from tool_helpers import REPO, load_tool
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-collect_results = load_tool('collect_results')
+import rapidnet_mm.analysis.results as collect_results
 
 
 def all_configs():
@@ -85,7 +75,7 @@ def test_the_papers_figures_are_the_stated_ones():
 @pytest.mark.parametrize('name', ['rapidnet_ti_in1k', 'rapidnet_ti_kernel5x5_in1k',
                                   'repvit_m0_9_in1k'])
 def test_measured_figures_match_get_flops(name):
-    get_flops = load_tool('get_flops')
+    get_flops = load_tool('analysis_tools/get_flops')
     model_entry = collect_results.load_model_index(REPO)[name]
     # get_flops sets the config's default scope; keep it from leaking into other tests
     with DefaultScope.overwrite_default_scope('mmpretrain'):

@@ -37,7 +37,7 @@ def detector_backbone(checkpoint, **init_options):
 
 
 def converter_backbone(ckpt, weights='ema'):
-    """A RapidNet-S loaded with what tools/convert_official.py would write."""
+    """A RapidNet-S loaded with what tools/model_converters/convert_official.py would write."""
     state = classification.convert(ckpt, weights=weights).state_dict
     backbone = RapidNet(arch='s')
     backbone.load_state_dict({k[len('backbone.'):]: v for k, v in state.items()

@@ -115,8 +115,8 @@ def test_semantic_fpn_loss_and_predict():
 
 
 def load_through_tools(path: str):
-    """Config and model exactly as tools/export_*.py and tools/benchmark.py load them."""
-    from rapidnet_mm.deploy.model_io import build_model, load_model_config
+    """Config and model exactly as tools/deployment/export.py and the benchmark load them."""
+    from rapidnet_mm.config import build_model, load_model_config
     cfg = load_model_config(path)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         return cfg, build_model(cfg)
@@ -125,7 +125,7 @@ def load_through_tools(path: str):
 @pytest.mark.slow
 def test_export_coreml_accepts_a_repvit_classifier(tmp_path):
     from rapidnet_mm.deploy.coreml import export_coreml
-    from rapidnet_mm.deploy.model_io import input_normalization
+    from rapidnet_mm.deploy.normalization import input_normalization
     cfg, model = load_through_tools(CLS['m0_9'])
     out = str(tmp_path / 'repvit.mlpackage')
     result = export_coreml(model, 'classifier', (64, 64), input_normalization(cfg), out,
@@ -139,7 +139,7 @@ def test_export_coreml_accepts_a_repvit_classifier(tmp_path):
 
 def test_repvit_backbone_export_module_matches_pytorch():
     from rapidnet_mm.deploy.export_module import (check_numerics, output_names, prepare_export)
-    from rapidnet_mm.deploy.model_io import input_normalization
+    from rapidnet_mm.deploy.normalization import input_normalization
     cfg, model = load_through_tools(DET)
     norm = input_normalization(cfg)
     names = output_names(model, 'backbone')
@@ -150,7 +150,7 @@ def test_repvit_backbone_export_module_matches_pytorch():
 
 
 def test_benchmark_times_a_repvit_config_in_both_forms():
-    from rapidnet_mm.deploy.benchmark import config_subject, relative_difference
+    from rapidnet_mm.analysis.benchmark import config_subject, relative_difference
     _, model = load_through_tools(CLS['m0_9'])
     subject = config_subject('RepViT-M0.9 (config)', model)
     assert subject.what == 'classifier'
@@ -164,7 +164,7 @@ def test_benchmark_times_a_repvit_config_in_both_forms():
 @pytest.mark.slow
 def test_tools_test_evaluates_timm_weights_and_collect_results_reads_it(tmp_path):
     """tools/test.py on a tiny ImageNet-layout set with a timm state dict whose classifiers
-    always answer class 2, then tools/collect_results.py on the work dir it wrote."""
+    always answer class 2, then tools/analysis_tools/collect_results.py on the work dir it wrote."""
     import timm
     from cls_helpers import PYTHON, make_imagenet, run_tool
     make_imagenet(str(tmp_path / 'inet'), {'val': 2}, size=64)  # 4 classes x 2 images
@@ -183,7 +183,7 @@ def test_tools_test_evaluates_timm_weights_and_collect_results_reads_it(tmp_path
                      'test_dataloader.batch_size=4', 'test_dataloader.num_workers=0'])
     assert test.returncode == 0, test.stderr[-2000:]
     assert 'accuracy/top1: 25.0000' in test.stdout + test.stderr  # 2 of the 8 images are class 2
-    collect = run_tool([PYTHON, 'tools/collect_results.py', work_dir])
+    collect = run_tool([PYTHON, 'tools/analysis_tools/collect_results.py', work_dir])
     assert collect.returncode == 0, collect.stderr
     assert '| repvit_m0_9_in1k | Top 1 Accuracy | 25.0 | not stated in the paper |' in \
         collect.stdout

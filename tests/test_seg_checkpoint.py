@@ -115,7 +115,7 @@ def test_convert_official_tool(tmp_path):
     ckpt, backbone, _ = synthesise('m', seed=9)
     src, dst = tmp_path / 'RapidNet_M_Sem_Seg.pth', tmp_path / 'converted' / 'fpn_m.pth'
     torch.save(ckpt, src)
-    result = subprocess.run([sys.executable, osp.join(ROOT, 'tools/convert_official.py'),
+    result = subprocess.run([sys.executable, osp.join(ROOT, 'tools/model_converters/convert_official.py'),
                              str(src), str(dst)], capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'segmentation checkpoint, RapidNet-m' in result.stdout

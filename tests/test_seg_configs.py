@@ -119,7 +119,7 @@ def test_loss_and_predict_step(arch, height, width):
 
 def test_backbone_initialises_from_a_converted_classification_checkpoint(tmp_path):
     """init_cfg=RapidNetPretrained(prefix='backbone.') takes every backbone tensor of an mmpretrain
-    classifier checkpoint (what tools/convert_official.py writes) and nothing else."""
+    classifier checkpoint (what tools/model_converters/convert_official.py writes) and nothing else."""
     from mmengine.registry import DefaultScope
     # mmpretrain's scope whatever an earlier test left as the default (e.g. 'mmdet')
     with DefaultScope.overwrite_default_scope('mmpretrain'):

@@ -8,15 +8,14 @@ import sys
 
 import cv2
 import pytest
-from tool_helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs/seg/fpn_rapidnet_ti_ade20k.py')
 MAX_ITERS = 12
 
 
-# 6 training and 3 validation images of 65-127 px (tools/make_tiny_ade20k.py's defaults)
-make_ade_layout = load_tool('make_tiny_ade20k').make_ade_layout
+# 6 training and 3 validation images of 65-127 px (tools/misc/make_tiny_ade20k.py's defaults)
+from rapidnet_mm.datasets.tiny_ade20k import make_ade_layout  # noqa: E402
 
 
 def overrides(data_root: str) -> list:

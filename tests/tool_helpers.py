@@ -7,8 +7,10 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
 def load_tool(name: str) -> ModuleType:
-    """Import ``tools/<name>.py`` as a module (without putting tools/ on sys.path)."""
-    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, 'tools', f'{name}.py'))
+    """Import ``tools/<name>.py`` (e.g. ``'train'``, ``'deployment/export'``) as a module, to call
+    its ``main(argv)`` in-process, without putting tools/ on sys.path."""
+    path = osp.join(REPO, 'tools', f'{name}.py')
+    spec = importlib.util.spec_from_file_location('tool_' + name.replace('/', '_'), path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

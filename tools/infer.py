@@ -3,7 +3,7 @@
 For every image it writes NAME.png (the prediction drawn by the library's visualizer: top-5
 classes with scores, boxes and masks with class names, or the class map over the image with
 class labels) and NAME.json (the raw predictions) to --out-dir, and prints both paths.
-CHECKPOINT is a file in rapidnet_mm names (tools/convert_official.py, tools/train.py) or the
+CHECKPOINT is a file in rapidnet_mm names (tools/model_converters/convert_official.py, tools/train.py) or the
 authors' original file, converted in memory. See docs/inference.md.
 
 Usage: python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR... [--out-dir DIR] [--device cpu|cuda]

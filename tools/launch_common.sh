@@ -1,7 +1,7 @@
 # Sourced by tools/dist_*.sh and tools/slurm_*.sh (not run on its own): the interpreter and the
 # import path the launch scripts share.
 #
-# The interpreter: $PYTHON if set; else the venv tools/setup_env.sh made ($RAPIDNET_MM_VENV,
+# The interpreter: $PYTHON if set; else the venv tools/setup/setup_env.sh made ($RAPIDNET_MM_VENV,
 # default <repo>/.venv), so that the README set-up works without activating it; else `python`
 # on PATH (an activated environment, or an installed rapidnet_mm).
 TOOLS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -1,14 +1,14 @@
 # The demo: Mask R-CNN + RapidNet-S (configs/det/maskrcnn_rapidnet_s_coco.py) trained from scratch
-# on the synthetic tiny COCO dataset of tools/make_tiny_coco.py (128x128 images, three shape
+# on the synthetic tiny COCO dataset of tools/misc/make_tiny_coco.py (128x128 images, three shape
 # categories), small enough to learn within minutes on a CPU. Run it with `tools/demo.py`, or
-# `tools/train.py` / `tools/test.py` after `tools/make_tiny_coco.py`.
+# `tools/train.py` / `tools/test.py` after `tools/misc/make_tiny_coco.py`.
 _base_ = '../det/maskrcnn_rapidnet_s_coco.py'
 
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
 data_root = 'data/tiny_coco/'
-# the categories of tools/make_tiny_coco.py, in its order
+# the categories of tools/misc/make_tiny_coco.py, in its order
 metainfo = dict(classes=('circle', 'triangle', 'square'),
                 palette=[(220, 20, 60), (0, 160, 0), (30, 60, 255)])
 image_size = (128, 128)

@@ -8,7 +8,7 @@ custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
 # ImageNet-1K weights: the authors' RapidNet_S.pth as published (EMA weights, converted in memory
-# by RapidNetPretrained) or a file converted with tools/convert_official.py; only the backbone's
+# by RapidNetPretrained) or a file converted with tools/model_converters/convert_official.py; only the backbone's
 # tensors are loaded, all of them. See docs/detection.md.
 pretrained = 'checkpoints/RapidNet_S.pth'
 

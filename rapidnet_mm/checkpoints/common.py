@@ -2,7 +2,7 @@
 
 A format module (``classification.py``, ``detection.py``, ``segmentation.py``) provides
 ``matches(ckpt: dict) -> bool`` (is this file in my layout?) and
-``convert(ckpt: dict, **options) -> Conversion``; ``tools/convert_official.py`` tries them in turn.
+``convert(ckpt: dict, **options) -> Conversion``; ``tools/model_converters/convert_official.py`` tries them in turn.
 """
 import re
 from dataclasses import dataclass, field

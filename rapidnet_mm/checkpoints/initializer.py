@@ -1,6 +1,6 @@
 """``init_cfg=dict(type='RapidNetPretrained', checkpoint=...)``: a RapidNet backbone's weights from
 the authors' ImageNet file as published (``RapidNet_S.pth``), converted in memory, or from a file
-already in our names (``tools/convert_official.py``'s output, an mmpretrain run's checkpoint).
+already in our names (``tools/model_converters/convert_official.py``'s output, an mmpretrain run's checkpoint).
 
 mmengine's ``Pretrained`` loads non-strictly and reads only our names; this one finds the layout,
 converts through :mod:`rapidnet_mm.checkpoints` and loads every backbone tensor strictly, so a

@@ -1,6 +1,6 @@
 """Reading a weights file whatever its layout: the authors' (converted in memory by the format
-modules, exactly as ``tools/convert_official.py`` converts it) or ours (an mmengine checkpoint,
-e.g. what ``tools/convert_official.py`` or ``tools/train.py`` wrote).
+modules, exactly as ``tools/model_converters/convert_official.py`` converts it) or ours (an mmengine checkpoint,
+e.g. what ``tools/model_converters/convert_official.py`` or ``tools/train.py`` wrote).
 
 Used by the ``RapidNetPretrained`` weight initialiser and by ``tools/infer.py``.
 """

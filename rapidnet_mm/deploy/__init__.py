@@ -8,15 +8,14 @@ from .dilated import dense_equivalent, dilated_to_dense
 from .export_module import (TASKS, ExportError, ExportModule, Numerics, check_eval_mode,
                             check_input_size, check_numerics, check_task, output_names,
                             prepare_export, psnr, reference_outputs)
-from .model_io import (InputNormalization, build_model, input_normalization,
-                       load_model_config)
-from .reparameterize import FoldedClsHead, fold_cls_head, reparameterize_model
+from .normalization import InputNormalization, input_normalization
+from .reparameterize import reparameterize_model
 from .runtime import RUNTIMES, RuntimeSetupError, build_runtime, load_torchscript
 
 __all__ = [
-    'RUNTIMES', 'TASKS', 'ExportError', 'ExportModule', 'FoldedClsHead', 'InputNormalization',
-    'Numerics', 'RuntimeSetupError', 'build_model', 'build_runtime', 'check_eval_mode',
+    'RUNTIMES', 'TASKS', 'ExportError', 'ExportModule', 'InputNormalization',
+    'Numerics', 'RuntimeSetupError', 'build_runtime', 'check_eval_mode',
     'check_input_size', 'check_numerics', 'check_task', 'dense_equivalent', 'dilated_to_dense',
-    'fold_cls_head', 'input_normalization', 'load_model_config', 'load_torchscript',
+    'input_normalization', 'load_torchscript',
     'output_names', 'prepare_export', 'psnr', 'reference_outputs', 'reparameterize_model'
 ]

@@ -18,12 +18,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from ..models.layers import MultiLevelDeformableConv
+from ..models.mldc import MultiLevelDeformableConv
 from .coreml_compress import (check_compression, compress_mlmodel, format_psnr, min_psnr_for,
                               package_psnr, sample_images, save_atomically)
 from .export_module import (ExportError, Numerics, check_numerics, describe, output_names,
                             prepare_export)
-from .model_io import InputNormalization
+from .normalization import InputNormalization
 
 PRECISIONS = ('fp16', 'fp32')
 # ML programs need iOS 15 or newer; names as in coremltools' ct.target.
@@ -44,11 +44,8 @@ ANE_FRIENDLY_OPS = frozenset({
 COMPUTE_UNITS = ('ALL', 'CPU_AND_NE', 'CPU_AND_GPU', 'CPU_ONLY')
 
 
-def check_options(out: str, precision: str, min_target: str) -> None:
+def check_options(precision: str, min_target: str) -> None:
     """Refuse bad settings before anything is built or converted."""
-    if not out.endswith('.mlpackage'):
-        raise ExportError(f'--out {out!r}: an ML program is saved as a .mlpackage; name it '
-                          'e.g. rapidnet_ti.mlpackage')
     if precision not in PRECISIONS:
         raise ExportError(f'unknown precision {precision!r}; choose one of {PRECISIONS}')
     if min_target not in MIN_TARGETS:
@@ -108,6 +105,11 @@ class CoreMLExport:
     # PSNR (dB) per output against the FP32 PyTorch model on sample_images(), per package:
     # the precision ('fp16'/'fp32'), and the --compress mode when there is one.
     psnr: Dict[str, List[float]] = field(default_factory=dict)
+    # --benchmark: median latency (ms) per compute unit, measured on macOS.
+    latency_ms: Dict[str, float] = field(default_factory=dict)
+
+    def format(self) -> str:
+        return self.report.format()
 
 
 def check_min_psnr(compress: Optional[str], min_psnr: Optional[float]) -> None:
@@ -116,12 +118,26 @@ def check_min_psnr(compress: Optional[str], min_psnr: Optional[float]) -> None:
                           'int8|palette6|palette4 or drop --min-psnr')
 
 
+def check_request(precision: str = 'fp16', min_target: str = 'iOS16',
+                  compress: Optional[str] = None, min_psnr: Optional[float] = None,
+                  benchmark: Optional[int] = None, metadata: Optional[dict] = None) -> None:
+    """Refuse options that cannot work together, before a model is built (the arguments of
+    :func:`export_coreml`)."""
+    check_options(precision, min_target)
+    check_compression(compress, precision, min_target, MIN_TARGETS)
+    check_min_psnr(compress, min_psnr)
+    if benchmark is not None:
+        if benchmark < 1:
+            raise ExportError('--benchmark N needs N >= 1')
+        check_benchmark_platform()
+
+
 def export_coreml(model: nn.Module, task: str, input_size: Tuple[int, int],
-                  norm: InputNormalization, out: str, precision: str = 'fp16',
-                  min_target: str = 'iOS16', dilated_as_dense: bool = False,
-                  metadata: Optional[Dict[str, str]] = None,
-                  log: Callable[[str], None] = print, compress: Optional[str] = None,
-                  min_psnr: Optional[float] = None) -> CoreMLExport:
+                  norm: InputNormalization, out: str, dilated_as_dense: bool = False,
+                  log: Callable[[str], None] = print, precision: str = 'fp16',
+                  min_target: str = 'iOS16', compress: Optional[str] = None,
+                  min_psnr: Optional[float] = None, benchmark: Optional[int] = None,
+                  metadata: Optional[Dict[str, str]] = None) -> CoreMLExport:
     """Check, reparameterise, trace, compare with PyTorch, convert, save and report.
 
     Args:
@@ -130,23 +146,22 @@ def export_coreml(model: nn.Module, task: str, input_size: Tuple[int, int],
         input_size: Fixed ``(H, W)``, multiples of 32.
         norm: The model's input normalisation.
         out: Path of the ``.mlpackage`` to write.
+        dilated_as_dense: Rewrite dilated convs as dense ones (for an on-device A/B).
+        log: Progress printer.
         precision: 'fp16' (default, what the Neural Engine computes in) or 'fp32'.
         min_target: Minimum deployment target, 'iOS16' by default.
-        dilated_as_dense: Rewrite dilated convs as dense ones (for an on-device A/B).
-        metadata: Extra user-defined metadata for the package.
-        log: Progress printer.
         compress: None, or a key of ``coreml_compress.COMPRESSIONS`` ('int8', 'palette6',
             'palette4'): compress the FP16 package's weights.
         min_psnr: PSNR floor (dB) for the compressed package (default: per mode).
+        benchmark: macOS only: time this many predictions per compute unit after saving.
+        metadata: Extra user-defined metadata for the package.
 
     Raises:
         ExportError: bad settings or a model that cannot be exported, before any conversion;
             a traced module that does not match the PyTorch model; a compressed package below
             the PSNR floor (then nothing is written at ``out``).
     """
-    check_options(out, precision, min_target)
-    check_compression(compress, precision, min_target, MIN_TARGETS)
-    check_min_psnr(compress, min_psnr)
+    check_request(precision, min_target, compress, min_psnr, benchmark)
     module = prepare_export(model, task, input_size, norm, dilated_as_dense)
     check_coreml_convertible(module)
     names = output_names(model, task)
@@ -180,7 +195,6 @@ def export_coreml(model: nn.Module, task: str, input_size: Tuple[int, int],
     scores = {}
     if compress is None:
         mlmodel.save(out)
-        log(f'saved {out}')
         scores[precision] = evaluate(precision, out)
     else:
         scores[precision] = _evaluate_saved(mlmodel, out, lambda p: evaluate(precision, p))
@@ -188,9 +202,12 @@ def export_coreml(model: nn.Module, task: str, input_size: Tuple[int, int],
         scores[compress] = _save_compressed(compress_mlmodel(mlmodel, compress), out,
                                             lambda p: evaluate(compress, p),
                                             *min_psnr_for(compress, min_psnr), compress)
-        log(f'saved {out}')
+    latency = {}
+    if benchmark:
+        log(f'benchmark: {benchmark} predictions per compute unit')
+        latency = benchmark_coreml(out, benchmark, log=log)
     return CoreMLExport(out, numerics, coreml_report(out, sizes['params']), sizes['params'],
-                        sizes['dilated_convs'], scores)
+                        sizes['dilated_convs'], scores, latency)
 
 
 def _evaluate_saved(mlmodel, out: str, evaluate: Callable[[str], List[float]]) -> List[float]:

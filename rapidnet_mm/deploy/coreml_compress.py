@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .export_module import ExportError, ExportModule, as_list, psnr, reference_outputs
-from .model_io import InputNormalization
+from .normalization import InputNormalization
 
 
 @dataclass(frozen=True)

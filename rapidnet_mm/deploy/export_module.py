@@ -19,8 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models import RapidNet, RapidNetClsHead
 from .dilated import dilated_to_dense
-from .model_io import InputNormalization
-from .reparameterize import fold_cls_head
+from .normalization import InputNormalization
 
 TASKS = ('classifier', 'backbone')
 TOTAL_STRIDE = 32
@@ -183,8 +182,9 @@ def prepare_export(model: nn.Module, task: str, input_size: Sequence[int],
     neck = head = None
     if task == 'classifier':
         neck = copy.deepcopy(getattr(model, 'neck', None))
-        head = (fold_cls_head(model.head) if isinstance(model.head, RapidNetClsHead)
-                else copy.deepcopy(model.head))
+        head = copy.deepcopy(model.head)
+        if isinstance(head, RapidNetClsHead):
+            head.reparameterize()
     fold_input_std(backbone, norm.std)
     if dilated_as_dense:
         dilated_to_dense(backbone)
@@ -289,17 +289,14 @@ def check_numerics(model: nn.Module, task: str, module: nn.Module, export_module
 
 
 def prepare_file_export(model: nn.Module, task: str, input_size: Sequence[int],
-                        norm: InputNormalization, dilated_as_dense: bool, out: str, suffix: str,
-                        kind: str, log: Callable[[str], None]
-                        ) -> Tuple[ExportModule, List[str], int]:
-    """What the file exporters (ONNX, TorchScript) do first: check the output name, build the
-    export module with the mean in the graph, and log its size.
+                        norm: InputNormalization, dilated_as_dense: bool, kind: str,
+                        log: Callable[[str], None]) -> Tuple[ExportModule, List[str], int]:
+    """What the file exporters (ONNX, OpenVINO, TorchScript) do first: build the export module
+    with the mean in the graph, and log its size.
 
     Returns:
         The export module, the output names and its parameter count.
     """
-    if not out.endswith(suffix):
-        raise ExportError(f'--out {out!r}: name the {kind} file *{suffix}')
     module = prepare_export(model, task, input_size, norm, dilated_as_dense, mean_in_graph=True)
     sizes = describe(module)
     log(f'export module: {sizes["params"]:,} parameters, {sizes["dilated_convs"]} dilated convs; '
@@ -333,7 +330,7 @@ def check_exported_file(path: str, runner: str, names: List[str], reference: Seq
     rel = [a / max(float(torch.as_tensor(r).abs().max()), 1e-12)
            for a, r in zip(max_abs, reference)]
     result = ExportedFileCheck(path, runner, names, max_abs, rel, params)
-    log(f'saved {path}\n' + result.format())
+    log(result.format())
     if any(r > rel_tol for r in rel):
         raise ExportError(f'{runner} does not reproduce the PyTorch model (relative difference '
                           f'above {rel_tol}); see above')

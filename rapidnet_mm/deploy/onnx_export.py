@@ -8,14 +8,14 @@ import torch.nn as nn
 
 from .export_module import (ExportedFileCheck, check_exported_file, prepare_file_export,
                             random_image, reference_outputs)
-from .model_io import InputNormalization
+from .normalization import InputNormalization
 
 DEFAULT_OPSET = 17
 
 
 def write_onnx(module: nn.Module, example: torch.Tensor, out: str, input_name: str,
                output_names: Sequence[str], opset: int = DEFAULT_OPSET) -> None:
-    """The one ONNX exporter of the project (``tools/export_onnx.py``, the OpenVINO export and
+    """The one ONNX exporter of the project (``--format onnx``, the OpenVINO export and
     the benchmark's onnxruntime/openvino runtimes): the TorchScript-based ``torch.onnx.export``
     at the fixed shape of ``example``."""
     with torch.no_grad():
@@ -62,7 +62,7 @@ def export_onnx(model: nn.Module, task: str, input_size: Tuple[int, int],
             from PyTorch's by more than ``rel_tol`` of the reference's largest magnitude.
     """
     module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
-                                                out, '.onnx', 'ONNX', log)
+                                                'ONNX', log)
     write_onnx(module, torch.zeros(1, 3, *input_size), out, 'image', names, opset)
     image = random_image(input_size)
     ref = reference_outputs(model, task, image, norm)

@@ -7,7 +7,6 @@ compiled with ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO's CPU plugin otherwise 
 CPUs with AVX512-BF16 or AMX, which is not the exact model).
 """
 import json
-import os
 import os.path as osp
 import tempfile
 from typing import Callable, List, Optional, Tuple
@@ -18,7 +17,7 @@ import torch.nn as nn
 
 from .export_module import (ExportedFileCheck, ExportError, check_exported_file,
                             prepare_file_export, random_image, reference_outputs)
-from .model_io import InputNormalization
+from .normalization import InputNormalization
 from .onnx_export import DEFAULT_OPSET, write_onnx
 
 # The version measured and tested here (requirements/stack.txt pins the same).
@@ -35,6 +34,11 @@ def import_openvino():
                           f'openvino=={OPENVINO_VERSION} (or the deploy extra: pip install '
                           '-e .[deploy])') from None
     return openvino
+
+
+def check_request() -> None:
+    """Refuse an export before a model is built when openvino is missing."""
+    import_openvino()
 
 
 def compile_openvino(model, threads: Optional[int] = None):
@@ -60,33 +64,32 @@ def read_metadata(xml: str) -> dict:
     model = ov.Core().read_model(xml)
     if not model.has_rt_info([METADATA_KEY]):
         raise ExportError(f'{xml} has no {METADATA_KEY} runtime info: not written by '
-                          'tools/export_openvino.py')
+                          'tools/deployment/export.py --format openvino')
     return json.loads(model.get_rt_info([METADATA_KEY]).astype(str))
 
 
 def export_openvino(model: nn.Module, task: str, input_size: Tuple[int, int],
-                    norm: InputNormalization, out_dir: str, name: str,
-                    dilated_as_dense: bool = False, log: Callable[[str], None] = print,
+                    norm: InputNormalization, out: str, dilated_as_dense: bool = False,
+                    log: Callable[[str], None] = print,
                     rel_tol: float = 1e-4) -> ExportedFileCheck:
-    """Check, reparameterise and export ``model`` to ``out_dir/name.xml`` and ``.bin``; compile
-    the IR on CPU and compare it with PyTorch (the rule and tolerance of the ONNX export).
+    """Check, reparameterise and export ``model`` to ``out`` (``NAME.xml``) and ``NAME.bin``
+    beside it; compile the IR on CPU and compare it with PyTorch (the rule and tolerance of the
+    ONNX export).
 
     The IR takes ``image``: float32 1x3xHxW pixel values 0-255 in the model's channel order, and
     outputs ``logits`` or ``feat_s4`` ... ``feat_s32``.
 
     Raises:
-        ExportError: openvino missing, ``out_dir`` an existing file, bad settings or model
-            (before export), or OpenVINO's outputs differing from PyTorch's by more than
-            ``rel_tol`` of the reference's largest magnitude.
+        ExportError: openvino missing, bad settings or model (before export), or OpenVINO's
+            outputs differing from PyTorch's by more than ``rel_tol`` of the reference's largest
+            magnitude.
     """
     ov = import_openvino()
-    if osp.exists(out_dir) and not osp.isdir(out_dir):
-        raise ExportError(f'--out {out_dir!r} is a file; give a directory for the .xml and .bin')
-    xml = osp.join(out_dir, f'{name}.xml')
+    xml = out
     module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
-                                                xml, '.xml', 'OpenVINO IR', log)
+                                                'OpenVINO IR', log)
     with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = osp.join(tmp, f'{name}.onnx')
+        onnx_path = osp.join(tmp, 'model.onnx')
         write_onnx(module, torch.zeros(1, 3, *input_size), onnx_path, 'image', names,
                    DEFAULT_OPSET)
         ov_model = ov.convert_model(onnx_path)
@@ -94,7 +97,6 @@ def export_openvino(model: nn.Module, task: str, input_size: Tuple[int, int],
                     input=f'image: float32 1x3xHxW pixels 0-255, {norm.channel_order}',
                     mean=list(norm.mean), std=list(norm.std), dilated_as_dense=dilated_as_dense)
     ov_model.set_rt_info(json.dumps(metadata), [METADATA_KEY])
-    os.makedirs(out_dir, exist_ok=True)
     ov.save_model(ov_model, xml, compress_to_fp16=False)
     image = random_image(input_size)
     ref = reference_outputs(model, task, image, norm)

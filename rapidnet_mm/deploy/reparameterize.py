@@ -1,13 +1,10 @@
-"""Reparameterisation of whole models: every RapidNet inside folds in place, and for export the
-RapidNet classification head collapses to pooling, one 1x1 conv with GELU and one linear."""
-import copy
+"""Reparameterisation of whole models (classifiers, detectors, segmentors): every RapidNet inside
+folds in place, through the ``reparameterize()`` each of its modules carries."""
 from typing import Dict, List
 
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from ..models import RapidNet, RapidNetClsHead
+from ..models import RapidNet
 
 
 def rapidnet_modules(model: nn.Module) -> Dict[str, RapidNet]:
@@ -41,44 +38,3 @@ def reparameterize_model(model: nn.Module) -> List[str]:
         if not module.deploy:
             module.switch_to_deploy()
     return sorted(found)
-
-
-class FoldedClsHead(nn.Module):
-    """RapidNetClsHead for inference: global average pooling, the embedding as one biased 1x1
-    conv with its activation, and ``head``/``dist_head`` merged into one linear layer.
-
-    The merged linear has the mean of the two weights and of the two biases, so its output is
-    exactly the mean of both logits, which is what RapidNetClsHead returns in eval mode.
-
-    Args:
-        embed: The folded embedding conv (1x1, with bias).
-        act: The embedding's activation.
-        classifier: The merged linear classifier.
-    """
-
-    def __init__(self, embed: nn.Conv2d, act: nn.Module, classifier: nn.Linear) -> None:
-        super().__init__()
-        self.embed = embed
-        self.act = act
-        self.classifier = classifier
-
-    def forward(self, feats) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(feats[-1], 1)
-        return self.classifier(self.act(self.embed(x)).flatten(1))
-
-
-@torch.no_grad()
-def fold_cls_head(head: RapidNetClsHead) -> FoldedClsHead:
-    """A :class:`FoldedClsHead` equal to ``head`` in eval mode; ``head`` is left unchanged.
-
-    Dropout is the identity in eval mode and is dropped.
-    """
-    if not isinstance(head, RapidNetClsHead):
-        raise TypeError(f'fold_cls_head takes a RapidNetClsHead, got {type(head).__name__}')
-    embed = copy.deepcopy(head.embed)
-    embed.reparameterize()
-    linears = [head.head] + ([head.dist_head] if head.dist_head is not None else [])
-    classifier = nn.Linear(head.head.in_features, head.head.out_features)
-    classifier.weight.copy_(torch.stack([m.weight for m in linears]).mean(0))
-    classifier.bias.copy_(torch.stack([m.bias for m in linears]).mean(0))
-    return FoldedClsHead(embed.conv, embed.act, classifier).eval()

@@ -4,15 +4,15 @@
 - ``torchscript``: traced and frozen (weights become constants, so BatchNorm and constant
   multiplies fold into the convolutions), then ``torch.jit.optimize_for_inference``, which on CPU
   prepacks the convolution weights for oneDNN (MKLDNN) once instead of at every call. The frozen
-  module is what ``tools/export_torchscript.py`` saves; the oneDNN step is done after loading,
+  module is what ``--format torchscript`` saves; the oneDNN step is done after loading,
   because its prepacked constants cannot be serialised.
 - ``inductor``: ``torch.compile`` with inductor's ``freezing`` option (the same constant folding
   and weight prepacking, plus generated kernels for elementwise chains); compiles at the first
   call and leaves no file.
 - ``onnxruntime``: the module written to ONNX by the project's one exporter (``write_onnx``, as
-  ``tools/export_onnx.py`` does) at the example's fixed shape, run by an onnxruntime CPU session.
+  ``--format onnx`` does) at the example's fixed shape, run by an onnxruntime CPU session.
 - ``openvino``: the same ONNX file compiled by OpenVINO for the CPU in float32
-  (``compile_openvino``, as ``tools/export_openvino.py`` checks its IR).
+  (``compile_openvino``, as ``--format openvino`` checks its IR).
 
 The last two run on CPU only, each with ``torch.get_num_threads()`` threads, and take and return
 torch tensors so that callers treat every runtime alike.
@@ -65,7 +65,7 @@ def optimize_torchscript(frozen: torch.jit.ScriptModule) -> torch.jit.ScriptModu
 
 
 def load_torchscript(path: str, optimize: bool = True) -> torch.jit.ScriptModule:
-    """Load a module written by ``tools/export_torchscript.py`` on CPU, optimised for inference
+    """Load a module written by ``--format torchscript`` on CPU, optimised for inference
     unless ``optimize`` is False."""
     module = torch.jit.load(path, map_location='cpu')
     return optimize_torchscript(module) if optimize else module

@@ -13,7 +13,7 @@ import torch.nn as nn
 
 from .export_module import (ExportedFileCheck, ExportError, as_list, check_exported_file,
                             prepare_file_export, random_image, reference_outputs)
-from .model_io import InputNormalization
+from .normalization import InputNormalization
 from .runtime import freeze_torchscript, load_torchscript
 
 METADATA_FILE = 'rapidnet_mm.json'
@@ -26,7 +26,7 @@ def read_metadata(path: str) -> dict:
     torch.jit.load(path, map_location='cpu', _extra_files=files)
     if not files[METADATA_FILE]:
         raise ExportError(f'{path} has no {METADATA_FILE}: not written by '
-                          'tools/export_torchscript.py')
+                          'tools/deployment/export.py --format torchscript')
     return json.loads(files[METADATA_FILE])
 
 
@@ -45,7 +45,7 @@ def export_torchscript(model: nn.Module, task: str, input_size: Tuple[int, int],
             from PyTorch by more than ``rel_tol`` of the reference's largest magnitude.
     """
     module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
-                                                out, '.pt', 'TorchScript', log)
+                                                'TorchScript', log)
     frozen = freeze_torchscript(module, torch.zeros(1, 3, *input_size))
     metadata = dict(task=task, outputs=names, input_size=list(input_size),
                     input=f'image: float32 Nx3xHxW pixels 0-255, {norm.channel_order}',

@@ -68,6 +68,7 @@ class RapidNetClsHead(ClsHead):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(embed_dims, num_classes)
         self.dist_head = nn.Linear(embed_dims, num_classes) if distillation else None
+        self.deploy = False
         self._init_original_weights()
 
     @torch.no_grad()
@@ -77,6 +78,23 @@ class RapidNetClsHead(ClsHead):
             if m is not None:
                 nn.init.kaiming_normal_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    @torch.no_grad()
+    def reparameterize(self) -> None:
+        """Fold the head for inference, in place: the embedding's BatchNorm into its conv, and
+        ``head`` and ``dist_head`` into one linear layer that holds their mean, whose output is
+        exactly the mean of both logits that eval mode returns. Dropout is the identity in eval
+        mode and stays. The folded head only predicts; it cannot be trained any more."""
+        if self.deploy:
+            return
+        self.embed.reparameterize()
+        if self.dist_head is not None:
+            merged = nn.Linear(self.embed_dims, self.num_classes, device=self.head.weight.device,
+                               dtype=self.head.weight.dtype)
+            merged.weight.copy_((self.head.weight + self.dist_head.weight) / 2)
+            merged.bias.copy_((self.head.bias + self.dist_head.bias) / 2)
+            self.head, self.dist_head = merged, None
+        self.deploy = True
 
     def pre_logits(self, feats: Tuple[torch.Tensor, ...]) -> torch.Tensor:
         x = F.adaptive_avg_pool2d(feats[-1], 1)
@@ -108,6 +126,9 @@ class RapidNetClsHead(ClsHead):
             data_samples: Samples with ``gt_label`` or (after mixup/cutmix) ``gt_score``.
             teacher_labels: The teacher's argmax per sample; required when ``distillation``.
         """
+        if self.deploy:
+            raise RuntimeError('this RapidNetClsHead was reparameterised for inference and cannot '
+                               'be trained; train the head as built')
         if self.dist_head is None:
             if teacher_labels is not None:
                 raise ValueError('teacher labels given to a RapidNetClsHead without dist_head; '

@@ -6,12 +6,12 @@ tolerance: BatchNorm folds into the convolution before it, a per-channel layer s
 last convolution of its branch, and the identity of the conditional positional encoding folds into
 the centre tap of its depthwise kernel.
 """
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
 from mmcv.cnn import build_activation_layer, build_norm_layer
-from torchvision.ops import deform_conv2d
+from mmcv.cnn.bricks import DropPath
 
 
 def fuse_conv_norm(weight: torch.Tensor, bias: Optional[torch.Tensor],
@@ -123,6 +123,11 @@ def make_layer_scale(channels: int, init_value: Optional[float], deploy: bool) -
     return LayerScale(channels, init_value)
 
 
+def make_drop_path(rate: float) -> nn.Module:
+    """Stochastic depth at ``rate``, or an Identity for rate 0."""
+    return DropPath(rate) if rate > 0 else nn.Identity()
+
+
 def layer_scale_weight(layer_scale: nn.Module) -> Optional[torch.Tensor]:
     """The scale held by ``make_layer_scale``'s module, or None for an Identity."""
     return layer_scale.weight if isinstance(layer_scale, LayerScale) else None
@@ -169,131 +174,3 @@ class ConditionalPositionalEncoding(nn.Module):
         self.reparam_conv.bias.copy_(conv.bias)
         del self.conv
         self.deploy = True
-
-
-class MultiLevelDilatedConv(nn.Module):
-    """Sum of parallel dense ``k x k`` convolutions (each with norm and activation), one per
-    dilation rate: the paper's MLDC. One branch gives the single-level (SLDC) and, with
-    dilation 1, the plain 3x3 ablations.
-
-    Args:
-        channels: Input and output channels.
-        dilations: One dilation rate per branch.
-        kernel_sizes: One kernel size per branch.
-        norm_cfg: Norm layer config.
-        act_cfg: Activation config.
-        deploy: Build the folded form directly.
-    """
-
-    def __init__(self,
-                 channels: int,
-                 dilations: Sequence[int] = (2, 3),
-                 kernel_sizes: Sequence[int] = (3, 3),
-                 norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='GELU'),
-                 deploy: bool = False) -> None:
-        super().__init__()
-        if len(dilations) != len(kernel_sizes):
-            raise ValueError(f'one kernel size per dilation is needed, got dilations={dilations} '
-                             f'and kernel_sizes={kernel_sizes}')
-        self.branches = nn.ModuleList(
-            ConvNorm(channels, channels, k, dilation=d, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                     deploy=deploy) for d, k in zip(dilations, kernel_sizes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.branches[0](x)
-        for branch in self.branches[1:]:
-            out = out + branch(x)
-        return out
-
-    def reparameterize(self) -> None:
-        for branch in self.branches:
-            branch.reparameterize()
-
-
-class DeformableConvNorm(nn.Module):
-    """A deformable ``k x k`` convolution (torchvision's), then norm and activation.
-
-    Sampling offsets come from the caller (so that branches can share one offset predictor).
-
-    Args:
-        channels: Input and output channels.
-        kernel_size: Kernel size.
-        dilation: Dilation of the sampling grid before the offsets.
-        norm_cfg: Norm layer config.
-        act_cfg: Activation config.
-        deploy: Build the folded form directly.
-    """
-
-    def __init__(self, channels: int, kernel_size: int, dilation: int, norm_cfg: dict,
-                 act_cfg: dict, deploy: bool = False) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.dilation = dilation
-        self.padding = dilation * (kernel_size - 1) // 2
-        self.weight = nn.Parameter(torch.empty(channels, channels, kernel_size, kernel_size))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        nn.init.kaiming_normal_(self.weight)
-        self.norm = nn.Identity() if deploy else build_norm_layer(norm_cfg, channels)[1]
-        self.act = build_activation_layer(act_cfg)
-        self.deploy = deploy
-
-    def forward(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        out = deform_conv2d(x, offset, self.weight, self.bias, padding=self.padding,
-                            dilation=self.dilation)
-        return self.act(self.norm(out))
-
-    @torch.no_grad()
-    def reparameterize(self) -> None:
-        if self.deploy:
-            return
-        weight, bias = fuse_conv_norm(self.weight, self.bias, self.norm)
-        self.weight.copy_(weight)
-        self.bias.copy_(bias)
-        self.norm = nn.Identity()
-        self.deploy = True
-
-
-class MultiLevelDeformableConv(nn.Module):
-    """The deformable ablation (supplementary Table 6): each dilated branch of the MLDC becomes
-    a deformable convolution; the branches share one offset predictor (a ``k x k`` conv,
-    zero-initialised so training starts from the dilated grid).
-
-    The authors published no code for this row; sharing the offsets is the reading that matches
-    its 6.7M parameters (one predictor per branch would give 6.8M for RapidNet-Ti).
-
-    Args:
-        channels: Input and output channels.
-        dilations: One dilation rate per branch.
-        kernel_size: Kernel size of every branch.
-        norm_cfg: Norm layer config.
-        act_cfg: Activation config.
-        deploy: Build the folded form directly.
-    """
-
-    def __init__(self,
-                 channels: int,
-                 dilations: Sequence[int] = (2, 3),
-                 kernel_size: int = 3,
-                 norm_cfg: dict = dict(type='BN'),
-                 act_cfg: dict = dict(type='GELU'),
-                 deploy: bool = False) -> None:
-        super().__init__()
-        self.offset = nn.Conv2d(channels, 2 * kernel_size * kernel_size, kernel_size,
-                                padding=kernel_size // 2)
-        nn.init.zeros_(self.offset.weight)
-        nn.init.zeros_(self.offset.bias)
-        self.branches = nn.ModuleList(
-            DeformableConvNorm(channels, kernel_size, d, norm_cfg, act_cfg, deploy)
-            for d in dilations)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        offset = self.offset(x)
-        out = self.branches[0](x, offset)
-        for branch in self.branches[1:]:
-            out = out + branch(x, offset)
-        return out
-
-    def reparameterize(self) -> None:
-        for branch in self.branches:
-            branch.reparameterize()

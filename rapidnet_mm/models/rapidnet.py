@@ -8,13 +8,12 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
-from mmcv.cnn.bricks import DropPath
 from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .layers import (ConditionalPositionalEncoding, ConvNorm, MultiLevelDeformableConv,
-                     MultiLevelDilatedConv, layer_scale_weight, make_layer_scale)
+from .layers import ConvNorm, layer_scale_weight, make_drop_path, make_layer_scale
+from .mldc import MLDCBlock, MultiLevelDeformableConv
 
 # The variant table. ``blocks``: per stage, (inverted-residual blocks, MLDC blocks);
 # ``channels``: per stage; ``embed_dims``: the classification head's embedding.
@@ -104,10 +103,6 @@ def drop_path_rates(blocks: Sequence[Tuple[int, int]], drop_path_rate: float,
     return out
 
 
-def make_drop_path(rate: float) -> nn.Module:
-    return DropPath(rate) if rate > 0 else nn.Identity()
-
-
 class Stem(nn.Module):
     """Two 3x3 stride-2 ConvNorm layers with activation: stride 4, ``in -> C0/2 -> C0``."""
 
@@ -172,122 +167,6 @@ class InvertedResidual(nn.Module):
         self.depthwise.reparameterize()
         self.project.reparameterize(layer_scale_weight(self.layer_scale))
         self.layer_scale = nn.Identity()
-
-
-class DilatedTokenMixer(nn.Module):
-    """The token mixer of an MLDC block: positional encoding, 1x1 ConvNorm, spatial mixing
-    (multi-level dilated convolution by default, or an ablation), 1x1 ConvNorm.
-
-    Args:
-        channels: Channels in and out.
-        mixer_type: 'mldc', 'sldc', 'conv3x3', 'pointwise' or 'deformable'.
-        dilations: Dilation per branch (for the dilated and deformable types).
-        kernel_sizes: Kernel size per branch.
-        use_pos_enc: Whether to use the conditional positional encoding.
-        norm_cfg: Norm layer config.
-        act_cfg: Activation config.
-        deploy: Build the folded form directly.
-    """
-
-    def __init__(self, channels: int, mixer_type: str, dilations: Sequence[int],
-                 kernel_sizes: Sequence[int], use_pos_enc: bool, norm_cfg: dict, act_cfg: dict,
-                 deploy: bool = False) -> None:
-        super().__init__()
-        self.pos_enc = (ConditionalPositionalEncoding(channels, 7, deploy)
-                        if use_pos_enc else nn.Identity())
-        self.fc1 = ConvNorm(channels, channels, 1, norm_cfg=norm_cfg, deploy=deploy)
-        if mixer_type == 'pointwise':
-            self.spatial = ConvNorm(channels, channels, 1, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                                    deploy=deploy)
-        elif mixer_type == 'deformable':
-            self.spatial = MultiLevelDeformableConv(channels, dilations, kernel_sizes[0],
-                                                    norm_cfg, act_cfg, deploy)
-        else:
-            self.spatial = MultiLevelDilatedConv(channels, dilations, kernel_sizes, norm_cfg,
-                                                 act_cfg, deploy)
-        self.fc2 = ConvNorm(channels, channels, 1, norm_cfg=norm_cfg, deploy=deploy)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.spatial(self.fc1(self.pos_enc(x))))
-
-    def reparameterize(self, out_scale: Optional[torch.Tensor] = None) -> None:
-        if isinstance(self.pos_enc, ConditionalPositionalEncoding):
-            self.pos_enc.reparameterize()
-        self.fc1.reparameterize()
-        self.spatial.reparameterize()
-        self.fc2.reparameterize(out_scale)
-
-
-class LargeKernelFFN(nn.Module):
-    """Depthwise 7x7 (no bias) and norm, then 1x1 expand with activation, then 1x1 project.
-
-    With ``large_kernel=False`` it is the plain 1x1-conv FFN of the ablation.
-
-    Args:
-        channels: Channels in and out.
-        expand_ratio: Hidden channels = ``expand_ratio * channels``.
-        large_kernel: Whether to start with the depthwise 7x7 conv.
-        norm_cfg: Norm layer config.
-        act_cfg: Activation config.
-        deploy: Build the folded form directly.
-    """
-
-    def __init__(self, channels: int, expand_ratio: int = 4, large_kernel: bool = True,
-                 norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='GELU'),
-                 deploy: bool = False) -> None:
-        super().__init__()
-        hidden = channels * expand_ratio
-        self.dwconv = (ConvNorm(channels, channels, 7, groups=channels, bias=False,
-                                norm_cfg=norm_cfg, deploy=deploy)
-                       if large_kernel else nn.Identity())
-        self.fc1 = ConvNorm(channels, hidden, 1, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                            deploy=deploy)
-        self.fc2 = ConvNorm(hidden, channels, 1, norm_cfg=norm_cfg, deploy=deploy)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.fc1(self.dwconv(x)))
-
-    def reparameterize(self, out_scale: Optional[torch.Tensor] = None) -> None:
-        if isinstance(self.dwconv, ConvNorm):
-            self.dwconv.reparameterize()
-        self.fc1.reparameterize()
-        self.fc2.reparameterize(out_scale)
-
-
-class MLDCBlock(nn.Module):
-    """``x = x + dp(g1 * mixer(x)); x = x + dp(g2 * ffn(x))``.
-
-    Args:
-        channels: Channels in and out.
-        drop_path: Stochastic depth rate.
-        layer_scale_init_value: Initial g1/g2, or None for no layer scale.
-        mixer_kwargs: Arguments of :class:`DilatedTokenMixer` beyond channels, norm and act.
-        large_kernel_ffn: Whether the FFN starts with the depthwise 7x7 conv.
-        norm_cfg: Norm layer config.
-        act_cfg: Activation config.
-        deploy: Build the folded form directly.
-    """
-
-    def __init__(self, channels: int, drop_path: float, layer_scale_init_value: Optional[float],
-                 mixer_kwargs: dict, large_kernel_ffn: bool, norm_cfg: dict, act_cfg: dict,
-                 deploy: bool = False) -> None:
-        super().__init__()
-        self.mixer = DilatedTokenMixer(channels, norm_cfg=norm_cfg, act_cfg=act_cfg,
-                                       deploy=deploy, **mixer_kwargs)
-        self.layer_scale_1 = make_layer_scale(channels, layer_scale_init_value, deploy)
-        self.ffn = LargeKernelFFN(channels, 4, large_kernel_ffn, norm_cfg, act_cfg, deploy)
-        self.layer_scale_2 = make_layer_scale(channels, layer_scale_init_value, deploy)
-        self.drop_path = make_drop_path(drop_path)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.drop_path(self.layer_scale_1(self.mixer(x)))
-        return x + self.drop_path(self.layer_scale_2(self.ffn(x)))
-
-    def reparameterize(self) -> None:
-        self.mixer.reparameterize(layer_scale_weight(self.layer_scale_1))
-        self.ffn.reparameterize(layer_scale_weight(self.layer_scale_2))
-        self.layer_scale_1 = nn.Identity()
-        self.layer_scale_2 = nn.Identity()
 
 
 @MODELS.register_module()

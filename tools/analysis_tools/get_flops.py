@@ -10,7 +10,7 @@ authors' 1x1-conv classifiers are convolutions). Parameters: all, including ``di
 Detectors need annotations to run their heads; for them (or to count any backbone alone) use
 ``--backbone-only``.
 
-Usage: python tools/get_flops.py CONFIG [--shape H W] [--backbone-only] [--cfg-options k=v ...]
+Usage: python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--backbone-only] [--cfg-options k=v ...]
 """
 import argparse
 import os.path as osp
@@ -19,7 +19,7 @@ from typing import Optional
 
 import torch.nn as nn
 
-from rapidnet_mm.flops import count_macs, count_params
+from rapidnet_mm.analysis.flops import count_macs, count_params
 
 
 def build_model(config: str, cfg_options: Optional[dict] = None) -> nn.Module:

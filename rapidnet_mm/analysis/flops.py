@@ -1,5 +1,5 @@
-"""Parameters and multiply-accumulates (MACs) of a model for one image, as tools/get_flops.py
-prints them and tools/benchmark.py uses them for its fraction-of-peak column.
+"""Parameters and multiply-accumulates (MACs) of a model for one image, as tools/analysis_tools/get_flops.py
+prints them and tools/analysis_tools/benchmark.py uses them for its fraction-of-peak column.
 
 What is counted: the multiply-accumulates of every convolution (``nn.Conv2d``: output elements x
 input channels per group x kernel area; the deformable ablation's convolutions likewise, without
@@ -23,7 +23,7 @@ def count_macs(model: nn.Module, shape: Tuple[int, int]) -> Dict[str, int]:
     Returns:
         ``{'conv': ..., 'linear': ..., 'total': ...}``.
     """
-    from rapidnet_mm.models.layers import DeformableConvNorm
+    from rapidnet_mm.models.mldc import DeformableConvNorm
     counts = {'conv': 0, 'linear': 0}
 
     def conv_hook(module: nn.Conv2d, inputs, output: torch.Tensor) -> None:

@@ -7,13 +7,10 @@ Image sizes vary between --min-size and --max-size. Layout (what mmseg's ADE20KD
     ROOT/images/training/ADE_train_00000000.jpg       ROOT/annotations/training/....png
     ROOT/images/validation/ADE_valid_00000000.jpg     ROOT/annotations/validation/....png
 
-Usage: python tools/make_tiny_ade20k.py [--out data/tiny_ade20k] [--num-train 6] [--num-val 3]
-       [--min-size 65] [--max-size 128] [--seed 0]
+Written by ``tools/misc/make_tiny_ade20k.py``.
 """
-import argparse
 import os
 import os.path as osp
-import sys
 
 import cv2
 import numpy as np
@@ -66,29 +63,3 @@ def make_ade_layout(root: str, seed: int = 0, num_train: int = 6, num_val: int =
                 path = osp.join(folder, f'{name}.{ext}')
                 if not cv2.imwrite(path, array):
                     raise OSError(f'could not write {path}')
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default='data/tiny_ade20k', help='output directory')
-    parser.add_argument('--num-train', type=int, default=6, help='training images')
-    parser.add_argument('--num-val', type=int, default=3, help='validation images')
-    parser.add_argument('--min-size', type=int, default=65, help='smallest image side (px)')
-    parser.add_argument('--max-size', type=int, default=128, help='largest image side (px, '
-                        'exclusive)')
-    parser.add_argument('--seed', type=int, default=0, help='random seed')
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    try:
-        make_ade_layout(args.out, args.seed, args.num_train, args.num_val, args.min_size,
-                        args.max_size)
-    except (ValueError, OSError) as e:
-        sys.exit(f'error: {e}')
-    print(f'{args.num_train} training and {args.num_val} validation images -> {args.out}')
-
-
-if __name__ == '__main__':
-    main()

@@ -7,17 +7,12 @@ category is the shape (colours are random, so a model has to learn the outline).
     ROOT/train/000000.png ...      ROOT/annotations/instances_train.json
     ROOT/val/000000.png ...        ROOT/annotations/instances_val.json
 
-The same arguments always give byte-identical files.
-
-Usage: python tools/make_tiny_coco.py [--out data/tiny_coco] [--num-train 96] [--num-val 24]
-       [--image-size 128] [--seed 0]
+The same arguments always give byte-identical files (``tools/misc/make_tiny_coco.py``).
 """
-import argparse
 import json
 import math
 import os
 import os.path as osp
-import sys
 from typing import Dict, List, Tuple
 
 import cv2
@@ -163,26 +158,3 @@ def make_dataset(root: str, num_train: int = 96, num_val: int = 24, image_size: 
             print(f'{split}: {count} images, {len(result[split]["annotations"])} instances '
                   f'-> {annotation_file(root, split)}', flush=True)
     return result
-
-
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default='data/tiny_coco', help='output directory')
-    parser.add_argument('--num-train', type=int, default=96, help='training images')
-    parser.add_argument('--num-val', type=int, default=24, help='validation images')
-    parser.add_argument('--image-size', type=int, default=128,
-                        help=f'side of the square images in pixels (>= {MIN_IMAGE_SIZE})')
-    parser.add_argument('--seed', type=int, default=0, help='random seed')
-    return parser.parse_args()
-
-
-def main() -> None:
-    args = parse_args()
-    try:
-        make_dataset(args.out, args.num_train, args.num_val, args.image_size, args.seed)
-    except (ValueError, OSError) as e:
-        sys.exit(f'error: {e}')
-
-
-if __name__ == '__main__':
-    main()

@@ -18,16 +18,16 @@
 # the pinned toolchain of requirements/cuda.txt is installed into the venv instead.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VENV=${RAPIDNET_MM_VENV:-$ROOT/.venv}
 CACHE=${RAPIDNET_MM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rapidnet_mm}
 REQUIREMENTS=$ROOT/requirements/stack.txt
 
 # mmcv: PyPI has only the source archive for this torch, so we build it, with the version, checksum,
-# compiler flags and source patches of tools/mmcv_build.sh (shared with the GPU machine's build,
-# docs/gpu.md); --no-build-isolation because mmcv's setup.py imports torch.
-# shellcheck source=tools/mmcv_build.sh
-source "$ROOT/tools/mmcv_build.sh"
+# compiler flags and source patches of tools/setup/mmcv_build.sh; --no-build-isolation because
+# mmcv's setup.py imports torch.
+# shellcheck source=tools/setup/mmcv_build.sh
+source "$ROOT/tools/setup/mmcv_build.sh"
 
 # CUDA builds only (the CPU build is unchanged by these):
 # - with no GPU to ask, these architectures; CUDA 13 compiles nothing older than sm_75;
@@ -49,7 +49,7 @@ pick_python() {
 stack_key() {
   # Everything that decides what gets installed (the CUDA settings only when any is given).
   {
-    cat "$REQUIREMENTS" "$ROOT/setup.py" "${BASH_SOURCE[0]}" "$ROOT/tools/mmcv_build.sh"
+    cat "$REQUIREMENTS" "$ROOT/setup.py" "${BASH_SOURCE[0]}" "$ROOT/tools/setup/mmcv_build.sh"
     if [ -n "${FORCE_CUDA:-}${TORCH_CUDA_ARCH_LIST:-}${RAPIDNET_MM_NVCC:-}" ]; then
       printf 'cuda %s %s %s\n' "${FORCE_CUDA:-}" "${TORCH_CUDA_ARCH_LIST:-}" "${RAPIDNET_MM_NVCC:-}"
     fi

@@ -1,7 +1,7 @@
 """The embedded default job: build every RapidNet variant through mmpretrain's, mmdet's and
 mmseg's registries (as a config with ``custom_imports`` would) and print its size and features.
 
-Usage: python tools/show_variants.py [--input-size H W]
+Usage: python tools/misc/show_variants.py [--input-size H W]
 """
 import argparse
 import time

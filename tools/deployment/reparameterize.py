@@ -1,6 +1,6 @@
 """Fold a trained checkpoint into RapidNet's deploy (inference) form.
 
-Usage: python tools/reparameterize.py CONFIG CHECKPOINT OUT [--cfg-options k=v ...]
+Usage: python tools/deployment/reparameterize.py CONFIG CHECKPOINT OUT [--cfg-options k=v ...]
 
 Every RapidNet in the config's model (the backbone of a classifier, detector or segmentor) has its
 BatchNorms, layer scales and positional-encoding identities folded into its convolutions. OUT loads
@@ -16,10 +16,10 @@ import sys
 import torch
 from mmengine.config import DictAction
 
-from rapidnet_mm.deploy.model_io import build_model, load_model_config
+from rapidnet_mm.config import build_model, load_model_config
 from rapidnet_mm.deploy.reparameterize import reparameterize_model
-from rapidnet_mm.deploy.cli import run_tool
-from rapidnet_mm.runner import ConfigError
+from rapidnet_mm.cli import run_tool
+from rapidnet_mm.config import ConfigError
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -1,6 +1,5 @@
-"""Final metrics of finished runs next to the paper's figures, as model-zoo tables.
-
-Usage: python tools/collect_results.py WORK_DIR [WORK_DIR ...] [--out results.md]
+"""Final metrics of finished runs next to the paper's figures, as model-zoo tables
+(``tools/analysis_tools/collect_results.py``).
 
 Reads what mmengine writes into a work dir (``tools/train.py`` / ``tools/test.py``):
 
@@ -17,19 +16,16 @@ comes from that config's entry in the metafiles (``model-index.yml``), which hol
 figures where the paper states them (an entry's ``Metadata.Reference`` names another source,
 e.g. the demo's figure measured in this repository).
 """
-import argparse
 import glob
 import json
 import os
 import os.path as osp
 import re
-import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 
 # mmengine metric key -> (metafile metric name, task, factor to the paper's unit)
@@ -69,12 +65,18 @@ class Row:
         return None if self.reference is None else self.ours - self.reference
 
 
-def load_model_index(root: str = REPO) -> Dict[str, dict]:
+def load_model_index(root: Optional[str] = None) -> Dict[str, dict]:
     """All model entries of ``root/model-index.yml`` (through its ``Import`` list), by name.
+
+    Args:
+        root: The folder holding model-index.yml; None: the one rapidnet_mm ships.
 
     Raises:
         CollectError: a missing file or a model listed twice.
     """
+    if root is None:
+        from ..config import shipped_file
+        root = osp.dirname(shipped_file('model-index.yml'))
     index_path = osp.join(root, 'model-index.yml')
     if not osp.isfile(index_path):
         raise CollectError(f'{index_path} not found; run from a rapidnet_mm checkout')
@@ -201,34 +203,3 @@ def format_tables(rows: List[Row]) -> str:
                        f'`{r.source}` |')
         out.append('')
     return '\n'.join(out)
-
-
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('work_dirs', nargs='+', metavar='WORK_DIR',
-                        help='work dirs of finished runs (tools/train.py or tools/test.py)')
-    parser.add_argument('--out', help='also write the tables (markdown) to this file')
-    return parser.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        models = load_model_index()
-        rows: List[Row] = []
-        for work_dir in args.work_dirs:
-            rows += collect(work_dir, models)
-    except CollectError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    text = format_tables(rows)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
-        print(f'wrote {args.out}')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

@@ -11,7 +11,7 @@ The authors' training files pickle an ``argparse.Namespace`` (``args``), which
 Converting is optional: ``tools/infer.py`` and the ``RapidNetPretrained`` initialiser of the
 detection and segmentation configs read the authors' files as they are, through the same code.
 
-Usage: python tools/convert_official.py SRC DST [--weights ema|raw]
+Usage: python tools/model_converters/convert_official.py SRC DST [--weights ema|raw]
 """
 import argparse
 import os

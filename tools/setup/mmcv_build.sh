@@ -1,7 +1,7 @@
-# Sourced, not run: what every build of mmcv 2.1.0 from source shares (the source archive's
-# checksum, the compiler flags, the source patches), so that tools/setup_env.sh (this machine,
-# CPU or CUDA) and tools/gpu_check_on_device.sh (the GPU machine, docs/gpu.md) patch and build
-# alike. Each caller defines die() (one "error: ..." line, exit 1) before calling these.
+# Sourced by tools/setup/setup_env.sh, not run: how mmcv 2.1.0 is built from source (the source
+# archive's checksum, the compiler flags, the source patches, the wheel cache key), for CPU and CUDA
+# builds alike. The caller defines die() (one "error: ..." line, exit 1) and step() (a progress
+# line) before calling these.
 
 MMCV_VERSION=2.1.0
 MMCV_SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
@@ -10,25 +10,6 @@ MMCV_SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
 MMCV_CFLAGS="-DNDEBUG -fwrapv -O3 -Wall -g0"
 # torch >= 2.14's ATen headers require C++20; mmcv 2.1.0's setup.py hard-codes c++14/c++17.
 MMCV_CXX_STD="-std=c++20"
-
-# The GPU machine the device tool lends (/work/.library/device/KINDS.md, read 2026-11): its torch,
-# that torch's CUDA, its Python and its GPU's architecture (H200). The mmcv wheel carried there
-# (tools/gpu_machine_standin.sh build-mmcv, tools/prepare_gpu_check.sh) is built for exactly these.
-GPU_MACHINE_TORCH=2.11.0+cu130
-GPU_MACHINE_CUDA=13.0
-GPU_MACHINE_PY_TAG=py312
-GPU_MACHINE_ARCH=9.0
-
-built_for_line() {
-  # built_for_line TORCH ARCH: the content of mmcv-built-for.txt, which travels beside a built mmcv
-  # wheel to the GPU machine (what it was built against; read back by built_for_torch).
-  printf 'torch=%s arch=%s\n' "$1" "$2"
-}
-
-built_for_torch() {
-  # built_for_torch FILE: the torch an mmcv-built-for.txt names (empty if there is no FILE).
-  sed -n 's/^torch=\([^ ]*\) .*/\1/p' "$1" 2>/dev/null || true
-}
 
 check_mmcv_archive() {
   # check_mmcv_archive FILE: stop unless FILE is the mmcv source archive we patch.

@@ -15,6 +15,7 @@ import contextlib
 import copy
 import multiprocessing
 import os
+import os.path as osp
 import statistics
 import tempfile
 import time
@@ -25,11 +26,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from ..flops import count_macs
-from ..models import RapidNetClsHead
-from .export_module import ExportError
-from .reparameterize import fold_cls_head, rapidnet_modules, reparameterize_model
-from .runtime import FILE_RUNTIMES, RUNTIMES, RuntimeSetupError, build_runtime
+from ..deploy.export_module import ExportError
+from ..deploy.reparameterize import rapidnet_modules, reparameterize_model
+from ..deploy.runtime import FILE_RUNTIMES, RUNTIMES, RuntimeSetupError, build_runtime
+from ..models import ARCH_SETTINGS, RapidNetClsHead
+from .flops import count_macs
 
 GEMM_SIZE = 1024  # the peak: torch.mm of two GEMM_SIZE x GEMM_SIZE fp32 matrices
 GEMM = '__gemm__'  # its key among the timed entries
@@ -170,7 +171,7 @@ def config_subject(name: str, model: nn.Module) -> Subject:
                        dict(train=n_params(model.model), deploy=n_params(deploy.model)))
     if isinstance(model, ImageClassifier) and model.with_head:
         if isinstance(deploy.head, RapidNetClsHead):
-            deploy.head = fold_cls_head(deploy.head)  # extract_feat does not use the head
+            deploy.head.reparameterize()
         train_fw, deploy_fw = ClassifierForward(model), ClassifierForward(deploy)
         what = 'classifier'
     else:
@@ -459,3 +460,30 @@ def fastest_exact(subject: Subject, rel_tol: float = 1e-4) -> Optional[str]:
     exact = [n for n in subject.results.get(1, {})
              if n.split('+')[0] == 'deploy' and subject.diffs.get(n, 1.) <= rel_tol]
     return min(exact, key=lambda n: subject.results[1][n].median_ms, default=None)
+
+
+def arch_of(model) -> str:
+    """The variant name ('ti', ...) of a model's RapidNet backbone, or '' for other models."""
+    backbone = getattr(model, 'backbone', None)
+    channels = getattr(backbone, 'channels', None)
+    blocks = (getattr(backbone, 'arch', None) or {}).get('blocks')  # None: not a RapidNet
+    for name, s in ARCH_SETTINGS.items():
+        if tuple(s['channels']) == tuple(channels or ()) and tuple(s['blocks']) == blocks:
+            return name
+    return ''
+
+
+def subject_for_config(config: str) -> Subject:
+    """The :class:`Subject` of a config's model (random weights), named after its RapidNet variant
+    ('RapidNet-Ti', ...) and given the paper's top-1 where one is published."""
+    from ..config import build_model, load_model_config
+    model = build_model(load_model_config(config))
+    arch = arch_of(model)
+    stem = osp.splitext(osp.basename(config))[0]
+    name = f'RapidNet-{arch.upper() if arch != "ti" else "Ti"}' if arch else stem
+    subject = config_subject(name, model)
+    if subject.what == 'classifier' and arch in RAPIDNET_ACCURACY:
+        subject.accuracy = RAPIDNET_ACCURACY[arch]
+    elif arch and subject.what != 'classifier':  # tell a detector from a segmentor
+        subject.name += f' ({stem})'
+    return subject

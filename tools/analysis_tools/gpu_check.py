@@ -12,14 +12,14 @@ On one GPU (docs/gpu.md says how it gets there), in this order, each stage timed
   config has it, the config's own optimiser wrapper, AMP included); losses must be finite and
   falling; training images/s and peak memory come from mmengine's own log;
 - infer: images/s at batch 256 with AMP and channels_last for RapidNet Ti/S/M/B and the timm
-  peers of tools/benchmark.py, and each one's peak activation memory.
+  peers of tools/analysis_tools/benchmark.py, and each one's peak activation memory.
 
 It writes gpu_check.json and gpu_check.md to --out and prints the table. Exit status 1 when any
 check failed. ``--rehearse-on-cpu`` runs the same code paths on CPU with tiny sizes; every
 substitution it makes is printed and recorded, and the CUDA-vs-CPU comparisons are recorded as
 skipped.
 
-Usage: python tools/gpu_check.py --out DIR [--rehearse-on-cpu] [--budget-s S]
+Usage: python tools/analysis_tools/gpu_check.py --out DIR [--rehearse-on-cpu] [--budget-s S]
        [--stages STAGE ...] [--work-dir DIR]
 """
 import argparse
@@ -38,7 +38,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)  # rapidnet_mm from this checkout (the GPU machine does not install it)
 
 STAGES = ('env', 'ops', 'backbone', 'train_det', 'train_seg', 'train_cls', 'infer')
@@ -206,7 +206,7 @@ def compare_backbones(device: str = 'cuda', batch: int = 2, archs=ARCHS) -> Dict
     largest difference relative to the largest CPU output, by arch."""
     import torch
     from rapidnet_mm import RapidNet
-    from rapidnet_mm.deploy.benchmark import relative_difference
+    from rapidnet_mm.analysis.benchmark import relative_difference
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     x = torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
@@ -233,9 +233,9 @@ def stage_backbone(ctx: 'Context') -> dict:
 
 def stage_infer(ctx: 'Context') -> dict:
     import torch
-    from rapidnet_mm.deploy.benchmark import (PEERS, Settings, config_subject, make_input, measure,
+    from rapidnet_mm.analysis.benchmark import (PEERS, Settings, config_subject, make_input, measure,
                                               peer_subject, prepare)
-    from rapidnet_mm.deploy.model_io import build_model, load_model_config
+    from rapidnet_mm.config import build_model, load_model_config
     plan = ctx.plan
     device = 'cpu' if ctx.rehearsal else 'cuda'
     if ctx.rehearsal:

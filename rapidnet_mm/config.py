@@ -1,0 +1,110 @@
+"""Configs and the models they describe: one place that loads a config of mmpretrain, mmdet or
+mmseg (the ``default_scope`` picks the library), applies ``--cfg-options``, and builds its model
+with a checkpoint. The training runner, the export command, the benchmark and inference all start
+here."""
+import copy
+import os.path as osp
+from typing import Optional
+
+import torch.nn as nn
+from mmengine.config import Config
+
+LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
+# The folder holding configs/ and tools/: the repository of an editable install, or the copies a
+# wheel ships in rapidnet_mm/.mim (setup.py).
+PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
+
+
+class ConfigError(SystemExit):
+    """A config or setting that cannot run here; exits with one clear line on stderr (status 1).
+
+    The message must stay the exit code: Python prints a SystemExit's code only when it is not
+    an int, so setting an int status would exit silently.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f'error: {message}')
+
+
+def shipped_file(*parts: str) -> str:
+    """The path of a file that ships with rapidnet_mm (``configs/...``, ``model-index.yml``):
+    from the repository of an editable install, else from the copies in the installed package."""
+    for root in (osp.dirname(PACKAGE_DIR), osp.join(PACKAGE_DIR, '.mim')):
+        path = osp.join(root, *parts)
+        if osp.isfile(path):
+            return path
+    raise ConfigError(f'rapidnet_mm ships no {"/".join(parts)}')
+
+
+def config_file(*parts: str) -> str:
+    """The path of a config that ships with rapidnet_mm, e.g. ``config_file('cls',
+    'rapidnet_ti_in1k.py')``."""
+    return shipped_file('configs', *parts)
+
+
+def load_model_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load ``path``, apply the overrides and check that its scope names a library we serve.
+
+    Args:
+        path: A config file.
+        cfg_options: ``--cfg-options`` overrides (mmengine's ``key=value`` dict).
+
+    Raises:
+        ConfigError: no such file, or a ``default_scope`` of no library in LIBRARIES.
+    """
+    if not osp.isfile(path):
+        raise ConfigError(f'config file not found: {path}')
+    import rapidnet_mm  # noqa: F401  (registers our modules even without custom_imports)
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in LIBRARIES:
+        raise ConfigError(f'{path} has default_scope={scope!r}; these tools run configs of '
+                          f'{", ".join(LIBRARIES)} (set default_scope in the config)')
+    return cfg
+
+
+def model_registry(scope: str):
+    """The ``MODELS`` registry of the library ``scope`` names."""
+    if scope == 'mmpretrain':
+        from mmpretrain.registry import MODELS
+    elif scope == 'mmdet':
+        from mmdet.registry import MODELS
+    elif scope == 'mmseg':
+        from mmseg.registry import MODELS
+    else:
+        raise ConfigError(f'default_scope {scope!r} is not one of mmpretrain, mmdet, mmseg')
+    return MODELS
+
+
+def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
+    """Build ``cfg.model`` through its library's registry and load ``checkpoint`` strictly.
+
+    Args:
+        cfg: A config loaded with :func:`load_model_config`.
+        checkpoint: An mmengine checkpoint (or a bare state dict); None keeps random weights.
+
+    Returns:
+        The model, on CPU, in eval mode.
+    """
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import load_checkpoint
+    # building can edit the config it is given (mmpretrain's batch augments do): use a copy
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = model_registry(cfg.default_scope).build(copy.deepcopy(cfg.model))
+    if checkpoint is not None:
+        if not osp.isfile(checkpoint):
+            raise ConfigError(f'checkpoint not found: {checkpoint}')
+        try:
+            load_checkpoint(model, checkpoint, map_location='cpu', strict=True, logger='silent')
+        except RuntimeError as err:
+            deploy = getattr(getattr(model, 'backbone', None), 'deploy', None)
+            hint = ('a deploy checkpoint (from tools/deployment/reparameterize.py) needs the deploy form: '
+                    'use a configs/cls/deploy/ config or --cfg-options model.backbone.deploy=True'
+                    if deploy is False else
+                    'a training checkpoint needs the training form: drop backbone.deploy=True')
+            first = str(err).strip().splitlines()
+            raise ConfigError(f'{checkpoint} does not fit the model of the config ({hint}); '
+                              f'{" ".join(first[:3])[:400]}') from None
+    return model.eval()

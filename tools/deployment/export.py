@@ -1,0 +1,99 @@
+"""Export a model to Core ML, ONNX, OpenVINO or TorchScript and check the file against PyTorch.
+
+Usage: python tools/deployment/export.py CONFIG [--checkpoint CKPT]
+       --format coreml|onnx|openvino|torchscript --out PATH [--task classifier|backbone]
+       [--input-size H W] [--dilated-as-dense] [--cfg-options k=v ...]
+       Core ML only: [--precision fp16|fp32] [--min-target iOS16|...] [--benchmark N]
+                     [--compress int8|palette6|palette4 [--min-psnr DB]]
+       ONNX only:    [--opset N]
+
+The model is built from CONFIG (mmpretrain, mmdet or mmseg) with CKPT (training or deploy form;
+random weights without it), reparameterised, and exported with the input normalisation built in:
+the file takes 8-bit pixel values. Every format is checked against the PyTorch model before the
+file is put in place; a failed check leaves nothing at PATH. --out names the file: .mlpackage,
+.onnx, .xml (OpenVINO writes the .bin beside it) or .pt.
+"""
+import argparse
+import sys
+
+from mmengine.config import DictAction
+
+from rapidnet_mm.cli import parse_input_size, run_tool
+from rapidnet_mm.deploy.coreml import MIN_TARGETS, PRECISIONS, NeedsMacOS
+from rapidnet_mm.deploy.coreml_compress import COMPRESSION_MIN_TARGET, COMPRESSIONS
+from rapidnet_mm.deploy.export_module import TASKS, ExportError, check_input_size
+from rapidnet_mm.deploy.formats import FORMATS, check_request, export_model
+from rapidnet_mm.deploy.onnx_export import DEFAULT_OPSET
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='model config (mmpretrain, mmdet or mmseg)')
+    parser.add_argument('--checkpoint', help='weights, training or deploy form (default: random '
+                        'weights, for trying the export)')
+    parser.add_argument('--format', required=True, choices=tuple(FORMATS), help='what to write')
+    parser.add_argument('--out', required=True, help='the file to write: ' + ', '.join(
+        f'{name} *{spec.suffix}' for name, spec in FORMATS.items()))
+    parser.add_argument('--task', default='classifier', choices=TASKS,
+                        help='classifier: image -> logits; backbone: image -> feat_s4..feat_s32')
+    parser.add_argument('--input-size', type=int, nargs='+', metavar='N',
+                        help='fixed input H W (multiples of 32); default 224 224 for the '
+                        'classifier, required for the backbone (e.g. 512 512)')
+    parser.add_argument('--dilated-as-dense', action='store_true',
+                        help='rewrite each dilated 3x3 conv as the equal dense (2d+1)x(2d+1) one')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    coreml = parser.add_argument_group('Core ML only')
+    coreml.add_argument('--precision', choices=PRECISIONS,
+                        help='compute and weight precision (default fp16)')
+    coreml.add_argument('--min-target', choices=MIN_TARGETS,
+                        help='minimum deployment target (default iOS16)')
+    coreml.add_argument('--compress', choices=tuple(COMPRESSIONS),
+                        help='compress the FP16 weights: int8 (linear, per channel), palette6 or '
+                        'palette4 (k-means look-up table); needs --min-target '
+                        f'{COMPRESSION_MIN_TARGET} or newer')
+    coreml.add_argument('--min-psnr', type=float, metavar='DB',
+                        help='fail when the compressed package is below DB dB PSNR against the '
+                        'FP32 model (default: ' + ', '.join(
+                            f'{c.name} {c.min_psnr:g}' for c in COMPRESSIONS.values()) + ')')
+    coreml.add_argument('--benchmark', type=int, metavar='N',
+                        help='macOS only: median latency over N predictions per compute unit')
+    onnx = parser.add_argument_group('ONNX only')
+    onnx.add_argument('--opset', type=int, help=f'ONNX opset (default {DEFAULT_OPSET})')
+    return parser.parse_args(argv)
+
+
+def format_options(args: argparse.Namespace) -> dict:
+    """The format-specific options as keywords (None: not given), for FORMATS' checks."""
+    names = {name for spec in FORMATS.values() for name in spec.options} - {'metadata'}
+    return {name: getattr(args, name) for name in sorted(names)}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+
+    def body() -> None:
+        options = format_options(args)
+        check_request(args.format, args.out, options)
+        size = check_input_size(parse_input_size(
+            args.input_size, (224, 224) if args.task == 'classifier' else None,
+            f'--task {args.task}'))
+        from rapidnet_mm.config import build_model, load_model_config
+        from rapidnet_mm.deploy.normalization import input_normalization
+        cfg = load_model_config(args.config, args.cfg_options)
+        norm = input_normalization(cfg)
+        print(f'building {cfg.model.type} from {args.config}'
+              + (f' with {args.checkpoint}' if args.checkpoint else ' (random weights)'))
+        model = build_model(cfg, args.checkpoint)
+        if args.format == 'coreml':
+            options['metadata'] = dict(config=args.config,
+                                       checkpoint=args.checkpoint or 'none (random)')
+        result = export_model(model, args.format, args.task, size, norm, args.out,
+                              args.dilated_as_dense, **options)
+        if args.format == 'coreml':
+            print(result.format())
+    return run_tool(body, ExportError, NeedsMacOS)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
