@@ -62,9 +62,13 @@ if __name__ == '__main__':
         extras_require={
             'det': ['mmdet>=3.3,<3.4', 'mmcv>=2.1,<2.2', 'pycocotools'],
             'seg': ['mmsegmentation>=1.2,<1.3', 'mmcv>=2.1,<2.2', 'ftfy', 'regex'],
-            # openvino pinned: IR export and the benchmark runtime are tested with 2026.4.1 only
+            # openvino pinned: IR export and the benchmark runtime are tested with 2026.4.1 only;
+            # nncf: OpenVINO's int8, tested with 3.4.0;
+            # executorch + torchao: the .pte export and its int8, tested as this pair beside
+            # torch 2.14.1 (the exporter refuses other versions with the pip line to run)
             'deploy': ['coremltools>=9.0', 'scikit-learn', 'onnx', 'onnxruntime',
-                       'openvino==2026.4.1'],
+                       'openvino==2026.4.1', 'nncf==3.4.0', 'executorch==1.5.1',
+                       'torchao==0.18.0'],
         },
         zip_safe=False,
     )

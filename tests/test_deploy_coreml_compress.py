@@ -17,7 +17,8 @@ pytest.importorskip('sklearn')  # coremltools' k-means palettisation
 from rapidnet_mm.config import build_model, load_model_config  # noqa: E402
 from rapidnet_mm.deploy.coreml import convert, coreml_report  # noqa: E402
 from rapidnet_mm.deploy.coreml_compress import (COMPRESSIONS, compress_mlmodel,  # noqa: E402
-                                                package_psnr, package_weights, sample_images)
+                                                package_psnr, package_weights)
+from rapidnet_mm.deploy.photos import sample_images  # noqa: E402
 from rapidnet_mm.deploy.export_module import ExportError, prepare_export  # noqa: E402
 from rapidnet_mm.deploy.normalization import input_normalization  # noqa: E402
 

@@ -20,10 +20,11 @@ import torch.nn as nn
 
 from ..models.mldc import MultiLevelDeformableConv
 from .coreml_compress import (check_compression, compress_mlmodel, format_psnr, min_psnr_for,
-                              package_psnr, sample_images, save_atomically)
+                              package_psnr, save_atomically)
 from .export_module import (ExportError, Numerics, check_numerics, describe, output_names,
                             prepare_export)
 from .normalization import InputNormalization
+from .photos import sample_images
 
 PRECISIONS = ('fp16', 'fp32')
 # ML programs need iOS 15 or newer; names as in coremltools' ct.target.

@@ -95,26 +95,6 @@ def compress_mlmodel(mlmodel, compress: str):
     return cto.palettize_weights(mlmodel, cto.OptimizationConfig(op_config))
 
 
-def sample_images(input_size: Sequence[int], channel_order: str = 'RGB') -> torch.Tensor:
-    """Four photographs as an Nx3xHxW batch of 8-bit pixel values in ``channel_order``.
-
-    The photo is matplotlib's sample image (Grace Hopper, 512x600), shipped with matplotlib:
-    resized whole, two crops, and a mirrored crop, each resized to ``input_size`` (H, W).
-    """
-    from matplotlib import cbook
-    from PIL import Image
-    h, w = input_size
-    with cbook.get_sample_data('grace_hopper.jpg') as f:
-        photo = Image.open(f).convert('RGB')
-    pw, ph = photo.size
-    views = [photo, photo.crop((0, 0, pw * 3 // 4, ph * 3 // 4)),
-             photo.crop((pw // 4, ph // 4, pw * 3 // 4, ph * 3 // 4)),
-             photo.crop((pw // 4, ph // 4, pw, ph)).transpose(Image.FLIP_LEFT_RIGHT)]
-    batch = np.stack([np.asarray(v.resize((w, h), Image.BILINEAR)) for v in views])
-    images = torch.from_numpy(batch).permute(0, 3, 1, 2).float()
-    return images.flip(1) if channel_order == 'BGR' else images
-
-
 def _load_program(path: str):
     """The saved package's MIL program (coremltools' proto loader; no macOS needed)."""
     import coremltools as ct

@@ -15,13 +15,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..models import RapidNet, RapidNetClsHead
 from .dilated import dilated_to_dense
 from .normalization import InputNormalization
 
-TASKS = ('classifier', 'backbone')
+TASKS = ('classifier', 'backbone', 'segmentor')
+SEG_OUTPUT = 'seg_logits'
 TOTAL_STRIDE = 32
 
 
@@ -33,7 +35,8 @@ def timm_network(model: nn.Module, task: str) -> Optional[nn.Module]:
     """The timm network an mmpretrain wrapper holds for ``task``, or None.
 
     'classifier': the model of a ``TimmClassifier`` (e.g. configs/repvit/repvit_*_in1k.py);
-    'backbone': the ``timm_model`` of a ``TIMMBackbone`` backbone (the RepViT det/seg configs).
+    'backbone' and 'segmentor': the ``timm_model`` of a ``TIMMBackbone`` backbone (the RepViT
+    det/seg configs).
     Such networks are exported as timm builds them, folded by timm's own reparameterisation.
     """
     try:
@@ -42,16 +45,52 @@ def timm_network(model: nn.Module, task: str) -> Optional[nn.Module]:
         return None
     if task == 'classifier' and isinstance(model, TimmClassifier):
         return model.model
-    if task == 'backbone' and isinstance(getattr(model, 'backbone', None), TIMMBackbone):
+    if task != 'classifier' and isinstance(getattr(model, 'backbone', None), TIMMBackbone):
         return model.backbone.timm_model
     return None
 
 
+def is_detector(model: nn.Module) -> bool:
+    """Whether ``model`` is an mmdet detector (False when mmdet is not installed)."""
+    try:
+        from mmdet.models.detectors import BaseDetector
+    except ImportError:
+        return False
+    return isinstance(model, BaseDetector)
+
+
+def check_segmentor(model: nn.Module) -> None:
+    """``--task segmentor`` needs an mmseg ``EncoderDecoder`` with one decode head."""
+    name = type(model).__name__
+    if is_detector(model):
+        raise ExportError(f'--task segmentor needs a segmentation config; {name} is an mmdet '
+                          'detector: export its backbone with --task backbone')
+    try:
+        from mmseg.models.segmentors import EncoderDecoder
+    except ImportError:
+        raise ExportError('--task segmentor needs mmsegmentation: pip install -e .[seg]') from None
+    if not isinstance(model, EncoderDecoder):
+        hint = ('use --task classifier' if hasattr(model, 'head') else 'use --task backbone')
+        raise ExportError(f'--task segmentor needs a segmentation config (an mmseg '
+                          f'EncoderDecoder), got {name}: {hint}')
+    if not isinstance(model.decode_head, nn.Module) or isinstance(model.decode_head,
+                                                                  nn.ModuleList):
+        raise ExportError(f'--task segmentor exports one decode head; {name} has a cascade of '
+                          'them: export it with --task backbone')
+
+
 def check_task(model: nn.Module, task: str) -> None:
-    """The model has what ``task`` exports: a RapidNet backbone, and a head for 'classifier'
-    (or a timm network in mmpretrain's TimmClassifier / TIMMBackbone)."""
+    """The model has what ``task`` exports: a RapidNet backbone (or a timm network in
+    mmpretrain's TimmClassifier / TIMMBackbone), a head for 'classifier', an mmseg segmentor for
+    'segmentor'. Detectors export their backbone only."""
     if task not in TASKS:
         raise ExportError(f'unknown task {task!r}; choose one of {TASKS}')
+    if task == 'segmentor':
+        check_segmentor(model)
+    elif task == 'classifier' and is_detector(model):
+        raise ExportError(f'{type(model).__name__} is an mmdet detector: only --task backbone '
+                          'exports it here (its heads need RoIAlign and NMS); see '
+                          'docs/deployment.md for whole-detector export')
     if timm_network(model, task) is not None:
         return
     backbone = getattr(model, 'backbone', None)
@@ -59,13 +98,13 @@ def check_task(model: nn.Module, task: str) -> None:
         raise ExportError(f'{type(model).__name__} has no RapidNet backbone (model.backbone is '
                           f'{type(backbone).__name__}); these exporters handle RapidNet models '
                           'and timm models in TimmClassifier (--task classifier) or TIMMBackbone '
-                          '(--task backbone)')
+                          '(--task backbone or segmentor)')
     if task == 'classifier':
         from mmpretrain.models import ImageClassifier
         if not isinstance(model, ImageClassifier) or getattr(model, 'head', None) is None:
             raise ExportError(f'--task classifier needs an mmpretrain image classifier with a '
-                              f'head, got {type(model).__name__}; export detection and '
-                              'segmentation models with --task backbone')
+                              f'head, got {type(model).__name__}; export segmentation models '
+                              'with --task segmentor or backbone')
 
 
 def check_input_size(size: Sequence[int]) -> Tuple[int, int]:
@@ -102,22 +141,42 @@ def check_eval_mode(model: nn.Module) -> None:
 
 
 def output_names(model: nn.Module, task: str) -> List[str]:
-    """'logits', or 'feat_s4' ... 'feat_s32' for the backbone's out_indices."""
+    """'logits', 'seg_logits', or 'feat_s4' ... 'feat_s32' for the backbone's out_indices."""
     if task == 'classifier':
         return ['logits']
+    if task == 'segmentor':
+        return [SEG_OUTPUT]
     timm_net = timm_network(model, task)
     if timm_net is not None:
         return [f'feat_s{r}' for r in timm_net.feature_info.reduction()]
     return [f'feat_s{2 ** (i + 2)}' for i in model.backbone.out_indices]
 
 
+class SegmentorHead(nn.Module):
+    """An mmseg decode head and the bilinear resize of its logits to the input size: what
+    ``EncoderDecoder.predict`` computes after the neck (``decode_head.predict``)."""
+
+    def __init__(self, decode_head: nn.Module, size: Sequence[int]) -> None:
+        super().__init__()
+        self.decode_head = decode_head
+        self.size = tuple(size)
+        self.align_corners = bool(decode_head.align_corners)
+
+    def forward(self, feats) -> torch.Tensor:
+        logits = self.decode_head(feats)
+        return F.interpolate(logits, size=self.size, mode='bilinear',
+                             align_corners=self.align_corners)
+
+
 class ExportModule(nn.Module):
-    """Pixels in (NCHW, 0-255, the model's channel order), logits or stage features out.
+    """Pixels in (NCHW, 0-255, the model's channel order); logits, stage features or
+    segmentation logits (N, C, H, W) out.
 
     Args:
         backbone: The reparameterised RapidNet with ``1/std`` folded into its first conv.
-        neck: The classifier's neck, or None.
-        head: The (folded) classification head, or None to output the backbone features.
+        neck: The classifier's or segmentor's neck, or None.
+        head: The (folded) classification head, a :class:`SegmentorHead`, or None to output
+            the backbone features.
         mean: Per-channel mean subtracted in the graph, or None when the caller's input
             pipeline (Core ML's image bias) subtracts it.
     """
@@ -159,8 +218,10 @@ def prepare_export(model: nn.Module, task: str, input_size: Sequence[int],
 
     Args:
         model: An eval-mode model with a RapidNet backbone (an mmpretrain classifier for
-            'classifier'), in training or deploy form.
-        task: 'classifier' (logits) or 'backbone' (one feature map per out_index).
+            'classifier', an mmseg segmentor for 'segmentor'), in training or deploy form.
+        task: 'classifier' (logits), 'backbone' (one feature map per out_index) or 'segmentor'
+            (backbone, neck, decode head and the resize to the input size: (N, C, H, W)
+            logits).
         input_size: ``(H, W)``, positive multiples of 32.
         norm: The model's input normalisation.
         dilated_as_dense: Rewrite every dilated conv as its dense equivalent.
@@ -173,13 +234,16 @@ def prepare_export(model: nn.Module, task: str, input_size: Sequence[int],
     check_task(model, task)
     check_input_size(tuple(input_size))
     check_eval_mode(model)
+    neck = head = None
+    if task == 'segmentor':
+        neck = copy.deepcopy(model.neck) if model.with_neck else None
+        head = SegmentorHead(copy.deepcopy(model.decode_head), input_size)
     timm_net = timm_network(model, task)
     if timm_net is not None:
-        return _prepare_timm_export(timm_net, norm, dilated_as_dense, mean_in_graph)
+        return _prepare_timm_export(timm_net, norm, dilated_as_dense, mean_in_graph, neck, head)
     backbone = copy.deepcopy(model.backbone).eval()
     if not backbone.deploy:
         backbone.switch_to_deploy()
-    neck = head = None
     if task == 'classifier':
         neck = copy.deepcopy(getattr(model, 'neck', None))
         head = copy.deepcopy(model.head)
@@ -194,7 +258,8 @@ def prepare_export(model: nn.Module, task: str, input_size: Sequence[int],
 
 
 def _prepare_timm_export(network: nn.Module, norm: InputNormalization, dilated_as_dense: bool,
-                         mean_in_graph: bool) -> ExportModule:
+                         mean_in_graph: bool, neck: Optional[nn.Module] = None,
+                         head: Optional[nn.Module] = None) -> ExportModule:
     """A copy of a timm network folded by timm's reparameterisation, with ``1/std`` folded into
     its first convolution (the numerical check after tracing confirms that it is the input conv)."""
     from timm.models import reparameterize_model as timm_reparameterize
@@ -207,14 +272,57 @@ def _prepare_timm_export(network: nn.Module, norm: InputNormalization, dilated_a
         first.weight.div_(first.weight.new_tensor(norm.std).reshape(1, -1, 1, 1))
     if dilated_as_dense:
         dilated_to_dense(network)
-    module = ExportModule(network, None, None, norm.mean if mean_in_graph else None).eval()
+    module = ExportModule(network, neck, head, norm.mean if mean_in_graph else None).eval()
     module.requires_grad_(False)
     return module
 
 
+def mmseg_logits(model: nn.Module, image: torch.Tensor, norm: InputNormalization) -> torch.Tensor:
+    """mmseg's own inference (``mmseg.apis.inference_model``) of one image given at the export
+    size: the (1, C, H, W) logits of ``EncoderDecoder.predict``.
+
+    ``image`` (1x3xHxW pixels in the network's channel order) goes in as the BGR array a
+    loaded image is; the test pipeline is just loading and packing, since the image already has
+    the exported size.
+    """
+    import numpy as np
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    from mmseg.apis import inference_model
+    pixels = image[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    if norm.channel_order == 'RGB':
+        pixels = pixels[..., ::-1]
+    saved = getattr(model, 'cfg', None)
+    model.cfg = Config(dict(test_pipeline=[dict(type='LoadImageFromNDArray'),
+                                           dict(type='PackSegInputs')]))
+    try:
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            sample = inference_model(model, np.ascontiguousarray(pixels))
+    finally:
+        if saved is None:
+            del model.cfg
+        else:
+            model.cfg = saved
+    return sample.seg_logits.data[None].float()
+
+
+def check_image(task: str, input_size: Sequence[int], norm: InputNormalization,
+                seed: int = 0) -> torch.Tensor:
+    """The image a file is checked on: a photograph for segmentors (whose class maps are
+    compared), random pixels (:func:`random_image` with ``seed``) otherwise."""
+    if task == 'segmentor':
+        from .photos import sample_images
+        return sample_images(input_size, norm.channel_order, ('china', ))[:1]
+    return random_image(input_size, seed)
+
+
 def reference_outputs(model: nn.Module, task: str, image: torch.Tensor,
                       norm: InputNormalization) -> List[torch.Tensor]:
-    """What the PyTorch model itself gives for ``image`` (pixels), normalised as in training."""
+    """What the PyTorch model itself gives for ``image`` (pixels), normalised as in training;
+    for 'segmentor', mmseg's own inference of each image (:func:`mmseg_logits`)."""
+    if task == 'segmentor':
+        return [torch.cat([mmseg_logits(model, image[i:i + 1], norm)
+                           for i in range(len(image))])]
     with torch.no_grad():
         x = norm.apply(image)
         if task == 'classifier' and timm_network(model, task) is not None:
@@ -275,7 +383,7 @@ def check_numerics(model: nn.Module, task: str, module: nn.Module, export_module
     pipeline. The FP16 run is ``export_module`` in half precision (a proxy for the Neural
     Engine's FP16 arithmetic).
     """
-    image = random_image(input_size, seed)
+    image = check_image(task, input_size, norm, seed)
     ref = reference_outputs(model, task, image, norm)
     x = image if export_module.subtract_mean else image - image.new_tensor(
         norm.mean).reshape(1, 3, 1, 1)
@@ -314,10 +422,35 @@ class ExportedFileCheck:
     max_abs: List[float]
     rel: List[float]
     params: int
+    class_maps: Optional['ClassMapCheck'] = None
 
     def format(self) -> str:
-        return '\n'.join(f'  {n}: {self.runner} vs PyTorch max |diff| {a:.3g} ({r:.2g} of max '
-                         '|ref|)' for n, a, r in zip(self.names, self.max_abs, self.rel))
+        lines = [f'  {n}: {self.runner} vs PyTorch max |diff| {a:.3g} ({r:.2g} of max |ref|)'
+                 for n, a, r in zip(self.names, self.max_abs, self.rel)]
+        return '\n'.join(lines + ([self.class_maps.format()] if self.class_maps else []))
+
+
+@dataclass
+class ClassMapCheck:
+    """Per-pixel classes (argmax of segmentation logits) of a file against the reference:
+    pixels, ties (the reference's two best classes closer than twice the largest logit
+    difference, so either may win) and differing pixels outside the ties."""
+    pixels: int
+    ties: int
+    differing: int
+
+    def format(self) -> str:
+        return (f'  class maps: {self.pixels - self.differing} of {self.pixels} pixels equal; '
+                f'{self.ties} ties; {self.differing} differ outside ties')
+
+
+def compare_class_maps(reference: torch.Tensor, outputs: torch.Tensor,
+                       max_abs: float) -> ClassMapCheck:
+    """Compare the class maps of (N, C, H, W) logits, ties excepted (see ClassMapCheck)."""
+    top2 = reference.topk(2, dim=1).values
+    ties = (top2[:, 0] - top2[:, 1]) <= 2 * max_abs
+    differ = reference.argmax(1) != outputs.argmax(1)
+    return ClassMapCheck(differ.numel(), int(ties.sum()), int((differ & ~ties).sum()))
 
 
 def check_exported_file(path: str, runner: str, names: List[str], reference: Sequence,
@@ -330,10 +463,16 @@ def check_exported_file(path: str, runner: str, names: List[str], reference: Seq
     rel = [a / max(float(torch.as_tensor(r).abs().max()), 1e-12)
            for a, r in zip(max_abs, reference)]
     result = ExportedFileCheck(path, runner, names, max_abs, rel, params)
+    if names == [SEG_OUTPUT]:
+        result.class_maps = compare_class_maps(torch.as_tensor(reference[0]),
+                                               torch.as_tensor(outputs[0]), max_abs[0])
     log(result.format())
     if any(r > rel_tol for r in rel):
         raise ExportError(f'{runner} does not reproduce the PyTorch model (relative difference '
                           f'above {rel_tol}); see above')
+    if result.class_maps and result.class_maps.differing:
+        raise ExportError(f'{runner}: {result.class_maps.differing} pixels change class beyond '
+                          'ties; see above')
     return result
 
 

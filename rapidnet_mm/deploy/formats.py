@@ -2,9 +2,9 @@
 writing it so that a failed export leaves nothing behind.
 
 ``tools/deployment/export.py`` is a command line over :func:`check_request` (before the model is
-built) and :func:`export_model`. The format modules (``coreml``, ``onnx_export``,
-``openvino_export``, ``torchscript_export``) are imported only when their format is asked for, so
-that a missing optional package concerns only its own format.
+built) and :func:`export_model`. The format modules (``coreml``, ``executorch_export``,
+``onnx_export``, ``openvino_export``, ``torchscript_export``) are imported only when their format
+is asked for, so that a missing optional package concerns only its own format.
 """
 import importlib
 import os
@@ -34,6 +34,8 @@ class Format:
         options: The format-specific options it takes, by their keyword names.
         check: A function of the module that refuses bad combinations of those options (called
             with the options given), or None.
+        refused: Options of other formats that this one refuses with a reason of its own
+            (option keyword -> the rest of the error line), instead of the generic one.
     """
     title: str
     suffix: str
@@ -41,15 +43,25 @@ class Format:
     function: str
     options: Tuple[str, ...] = ()
     check: Optional[str] = None
+    refused: Tuple[Tuple[str, str], ...] = ()
 
+
+# The static int8 options (rapidnet_mm/deploy/int8.py) of the formats that offer them.
+INT8_OPTIONS = ('quantize', 'calib', 'min_pixel_agreement', 'min_psnr')
 
 FORMATS: Dict[str, Format] = {
     'coreml': Format('Core ML ML program', '.mlpackage', 'coreml', 'export_coreml',
                      ('precision', 'min_target', 'compress', 'min_psnr', 'benchmark', 'metadata'),
-                     'check_request'),
-    'onnx': Format('ONNX', '.onnx', 'onnx_export', 'export_onnx', ('opset', )),
+                     'check_request',
+                     refused=(('quantize', 'Core ML\'s activation quantization calibrates on '
+                               'macOS only; compress the weights with --compress int8 (or '
+                               'palette6/palette4) instead'), )),
+    'executorch': Format('ExecuTorch program', '.pte', 'executorch_export', 'export_executorch',
+                         ('delegate', ) + INT8_OPTIONS, 'check_request'),
+    'onnx': Format('ONNX', '.onnx', 'onnx_export', 'export_onnx', ('opset', ) + INT8_OPTIONS,
+                   'check_request'),
     'openvino': Format('OpenVINO IR (.xml and .bin)', '.xml', 'openvino_export',
-                       'export_openvino', check='check_request'),
+                       'export_openvino', INT8_OPTIONS, 'check_request'),
     'torchscript': Format('TorchScript', '.pt', 'torchscript_export', 'export_torchscript'),
 }
 
@@ -78,6 +90,9 @@ def check_request(fmt: str, out: str, options: Dict[str, object]) -> Format:
     for name, value in options.items():
         if value is None or name in spec.options:
             continue
+        reason = dict(spec.refused).get(name)
+        if reason:
+            raise ExportError(f'{option_flag(name)} is not offered for --format {fmt}: {reason}')
         owners = [f for f, s in FORMATS.items() if name in s.options]
         raise ExportError(f'{option_flag(name)} is an option of --format {" / ".join(owners)}, '
                           f'not of --format {fmt}: drop it')
@@ -105,7 +120,7 @@ def export_model(model: nn.Module, fmt: str, task: str, input_size: Tuple[int, i
     Args:
         model: An eval-mode model (see :func:`~rapidnet_mm.deploy.export_module.prepare_export`).
         fmt: A key of FORMATS.
-        task: 'classifier' or 'backbone'.
+        task: 'classifier', 'backbone' or 'segmentor'.
         input_size: ``(H, W)``, multiples of 32.
         norm: The model's input normalisation, built into the exported graph.
         out: The file to write (its suffix: FORMATS[fmt].suffix).

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from .export_module import (ExportedFileCheck, ExportError, as_list, check_exported_file,
-                            prepare_file_export, random_image, reference_outputs)
+                            check_image, prepare_file_export, reference_outputs)
 from .normalization import InputNormalization
 from .runtime import freeze_torchscript, load_torchscript
 
@@ -51,7 +51,7 @@ def export_torchscript(model: nn.Module, task: str, input_size: Tuple[int, int],
                     input=f'image: float32 Nx3xHxW pixels 0-255, {norm.channel_order}',
                     mean=list(norm.mean), std=list(norm.std), dilated_as_dense=dilated_as_dense)
     torch.jit.save(frozen, out, _extra_files={METADATA_FILE: json.dumps(metadata)})
-    image = random_image(input_size)
+    image = check_image(task, input_size, norm)
     ref = reference_outputs(model, task, image, norm)
     with torch.no_grad():
         got = as_list(load_torchscript(out)(image))

@@ -1,17 +1,22 @@
-"""Export a model to Core ML, ONNX, OpenVINO or TorchScript and check the file against PyTorch.
+"""Export a model to Core ML, ExecuTorch, ONNX, OpenVINO or TorchScript and check the file
+against PyTorch.
 
 Usage: python tools/deployment/export.py CONFIG [--checkpoint CKPT]
-       --format coreml|onnx|openvino|torchscript --out PATH [--task classifier|backbone]
-       [--input-size H W] [--dilated-as-dense] [--cfg-options k=v ...]
-       Core ML only: [--precision fp16|fp32] [--min-target iOS16|...] [--benchmark N]
-                     [--compress int8|palette6|palette4 [--min-psnr DB]]
-       ONNX only:    [--opset N]
+       --format coreml|executorch|onnx|openvino|torchscript --out PATH
+       [--task classifier|backbone|segmentor] [--input-size H W] [--dilated-as-dense]
+       [--cfg-options k=v ...]
+       Core ML only:    [--precision fp16|fp32] [--min-target iOS16|...] [--benchmark N]
+                        [--compress int8|palette6|palette4 [--min-psnr DB]]
+       ExecuTorch only: [--delegate xnnpack|coreml]
+       ONNX only:       [--opset N]
+       ExecuTorch, ONNX, OpenVINO: [--quantize int8 [--calib DIR] [--min-psnr DB]
+                                   [--min-pixel-agreement F]]
 
 The model is built from CONFIG (mmpretrain, mmdet or mmseg) with CKPT (training or deploy form;
 random weights without it), reparameterised, and exported with the input normalisation built in:
 the file takes 8-bit pixel values. Every format is checked against the PyTorch model before the
 file is put in place; a failed check leaves nothing at PATH. --out names the file: .mlpackage,
-.onnx, .xml (OpenVINO writes the .bin beside it) or .pt.
+.pte, .onnx, .xml (OpenVINO writes the .bin beside it) or .pt.
 """
 import argparse
 import sys
@@ -21,8 +26,10 @@ from mmengine.config import DictAction
 from rapidnet_mm.cli import parse_input_size, run_tool
 from rapidnet_mm.deploy.coreml import MIN_TARGETS, PRECISIONS, NeedsMacOS
 from rapidnet_mm.deploy.coreml_compress import COMPRESSION_MIN_TARGET, COMPRESSIONS
+from rapidnet_mm.deploy.executorch_export import DELEGATES
 from rapidnet_mm.deploy.export_module import TASKS, ExportError, check_input_size
 from rapidnet_mm.deploy.formats import FORMATS, check_request, export_model
+from rapidnet_mm.deploy.int8 import DEFAULT_MIN_PIXEL_AGREEMENT, DEFAULT_MIN_PSNR, QUANTIZE
 from rapidnet_mm.deploy.onnx_export import DEFAULT_OPSET
 
 
@@ -35,10 +42,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', required=True, help='the file to write: ' + ', '.join(
         f'{name} *{spec.suffix}' for name, spec in FORMATS.items()))
     parser.add_argument('--task', default='classifier', choices=TASKS,
-                        help='classifier: image -> logits; backbone: image -> feat_s4..feat_s32')
+                        help='classifier: image -> logits; backbone: image -> feat_s4..feat_s32; '
+                        'segmentor (mmseg configs): image -> seg_logits (N, C, H, W)')
     parser.add_argument('--input-size', type=int, nargs='+', metavar='N',
                         help='fixed input H W (multiples of 32); default 224 224 for the '
-                        'classifier, required for the backbone (e.g. 512 512)')
+                        'classifier, required otherwise (e.g. 512 512)')
     parser.add_argument('--dilated-as-dense', action='store_true',
                         help='rewrite each dilated 3x3 conv as the equal dense (2d+1)x(2d+1) one')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -53,13 +61,28 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'palette4 (k-means look-up table); needs --min-target '
                         f'{COMPRESSION_MIN_TARGET} or newer')
     coreml.add_argument('--min-psnr', type=float, metavar='DB',
-                        help='fail when the compressed package is below DB dB PSNR against the '
-                        'FP32 model (default: ' + ', '.join(
-                            f'{c.name} {c.min_psnr:g}' for c in COMPRESSIONS.values()) + ')')
+                        help='fail when the compressed package (or, with --quantize, the int8 '
+                        'file\'s lowest output) is below DB dB PSNR against the FP32 model '
+                        '(default: ' + ', '.join(
+                            f'{c.name} {c.min_psnr:g}' for c in COMPRESSIONS.values())
+                        + f', --quantize int8 {DEFAULT_MIN_PSNR:g})')
     coreml.add_argument('--benchmark', type=int, metavar='N',
                         help='macOS only: median latency over N predictions per compute unit')
+    executorch = parser.add_argument_group('ExecuTorch only')
+    executorch.add_argument('--delegate', choices=DELEGATES,
+                            help='xnnpack (default: CPU kernels of Android and iOS, run and '
+                            'checked here) or coreml (Apple devices only; not run here)')
     onnx = parser.add_argument_group('ONNX only')
     onnx.add_argument('--opset', type=int, help=f'ONNX opset (default {DEFAULT_OPSET})')
+    quant = parser.add_argument_group('ExecuTorch, ONNX and OpenVINO: static int8')
+    quant.add_argument('--quantize', choices=QUANTIZE,
+                       help='int8 weights (per channel) and activations, calibrated on --calib; '
+                       'reports size, latency and agreement against fp32')
+    quant.add_argument('--calib', metavar='DIR', help='folder of calibration images (default: '
+                       'views of the photographs scikit-learn and matplotlib ship)')
+    quant.add_argument('--min-pixel-agreement', type=float, metavar='F',
+                       help='--task segmentor: fail when under this share of pixels keeps its '
+                       f'class (default {DEFAULT_MIN_PIXEL_AGREEMENT:g})')
     return parser.parse_args(argv)
 
 

@@ -1,0 +1,263 @@
+"""ExecuTorch export (``.pte``): one file for Android and iOS, delegated to XNNPACK (the CPU
+kernels for ARM and x86) or to Core ML.
+
+Pipeline: the export module of the other file formats (mean subtracted in the graph, 1/std
+folded into the first conv) -> ``torch.export`` -> ``to_edge_transform_and_lower`` with the
+delegate's partitioner -> ``.pte``. An XNNPACK file is then run with ExecuTorch's Python runtime
+on this CPU (the same XNNPACK kernels) and compared with PyTorch by the rule of the ONNX export.
+A Core ML-delegated file runs on Apple devices only: here the exported program that was lowered
+is checked in PyTorch instead.
+
+``--quantize int8``: PT2E with ExecuTorch's XNNPACK quantizer (symmetric, weights per output
+channel), calibrated on the calibration images, then lowered like the fp32 program.
+"""
+import importlib
+import os.path as osp
+import tempfile
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+
+from . import int8
+from .int8 import Int8Report
+from .export_module import (ExportedFileCheck, ExportError, as_list, check_exported_file,
+                            check_image, prepare_file_export, reference_outputs)
+from .normalization import InputNormalization
+
+# The versions measured and tested here beside torch 2.14.1 (requirements/stack.txt pins them).
+EXECUTORCH_VERSION = '1.5.1'
+TORCHAO_VERSION = '0.18.0'
+TESTED_TORCH = '2.14.1'
+DELEGATES = ('xnnpack', 'coreml')
+# The runtime's name of each delegate's backend.
+BACKENDS = {'xnnpack': 'XnnpackBackend', 'coreml': 'CoreMLBackend'}
+INSTALL = (f'pip install executorch=={EXECUTORCH_VERSION} torchao=={TORCHAO_VERSION} (or the '
+           'deploy extra: pip install -e .[deploy])')
+
+
+def import_executorch() -> None:
+    """Check that executorch and torchao are installed in the tested versions and load beside
+    this torch.
+
+    Raises:
+        ExportError: one line naming the fix.
+    """
+    installed = {}
+    for name in ('executorch', 'torchao'):
+        try:
+            installed[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            raise ExportError(f'{name} is not installed; {INSTALL}') from None
+    if installed != {'executorch': EXECUTORCH_VERSION, 'torchao': TORCHAO_VERSION}:
+        raise ExportError(f'executorch {installed["executorch"]} and torchao '
+                          f'{installed["torchao"]} are installed; this exporter is tested with '
+                          f'executorch {EXECUTORCH_VERSION} and torchao {TORCHAO_VERSION} beside '
+                          f'torch {TESTED_TORCH}: {INSTALL}')
+    try:
+        importlib.import_module('executorch.exir')
+        importlib.import_module('executorch.runtime')
+    except (ImportError, OSError, AttributeError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ExportError(f'executorch {installed["executorch"]} does not load beside torch '
+                          f'{torch.__version__} ({reason}); install the tested set: pip install '
+                          f'torch=={TESTED_TORCH} executorch=={EXECUTORCH_VERSION} '
+                          f'torchao=={TORCHAO_VERSION}') from None
+
+
+def check_delegate(delegate: str) -> None:
+    """Refuse a delegate this installation cannot lower to (XNNPACK: the runtime must have its
+    backend too, since the file is run here)."""
+    if delegate not in DELEGATES:
+        raise ExportError(f'unknown --delegate {delegate!r}; choose one of {DELEGATES}')
+    if delegate == 'xnnpack':
+        from executorch.runtime import Runtime
+        if not Runtime.get().backend_registry.is_available(BACKENDS[delegate]):
+            raise ExportError('the installed ExecuTorch runtime has no XNNPACK backend; '
+                              f'reinstall it from PyPI: {INSTALL}')
+        return
+    try:
+        importlib.import_module('executorch.backends.apple.coreml.partition')
+    except (ImportError, OSError) as err:
+        raise ExportError(f'ExecuTorch\'s Core ML delegate is not available ({err}); pip install '
+                          'coremltools==9.0') from None
+
+
+def check_request(delegate: Optional[str] = None, quantize: Optional[str] = None,
+                  calib: Optional[str] = None, min_psnr: Optional[float] = None,
+                  min_pixel_agreement: Optional[float] = None) -> None:
+    """Refuse an ExecuTorch export before a model is built (the arguments of
+    :func:`export_executorch`)."""
+    import_executorch()
+    check_delegate(delegate or 'xnnpack')
+    if quantize is not None and delegate == 'coreml':
+        raise ExportError('--quantize int8 is the XNNPACK quantizer\'s int8; with --delegate '
+                          'coreml compress the weights of a Core ML package instead (--format '
+                          'coreml --compress int8), or drop --delegate coreml')
+    int8.check_request(quantize, calib, min_psnr, min_pixel_agreement)
+
+
+def partitioner(delegate: str):
+    """The delegate's ExecuTorch partitioner."""
+    if delegate == 'coreml':
+        from executorch.backends.apple.coreml.partition import CoreMLPartitioner
+        return CoreMLPartitioner()
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    return XnnpackPartitioner()
+
+
+@dataclass
+class Delegation:
+    """What was lowered to the delegate: its calls, how many operators went in, and the
+    operators left to ExecuTorch's portable kernels by name (the count of each)."""
+    delegate: str
+    calls: int
+    delegated: int
+    not_delegated: Dict[str, int] = field(default_factory=dict)
+
+    def format(self) -> str:
+        line = (f'  delegated to {self.delegate}: {self.delegated} operators in {self.calls} '
+                'delegate call(s); ')
+        if not self.not_delegated:
+            return line + 'not delegated: none'
+        return line + 'NOT delegated: ' + ', '.join(f'{n} x{c}'
+                                                    for n, c in self.not_delegated.items())
+
+
+def delegation(edge, delegate: str) -> Delegation:
+    """ExecuTorch's own delegation summary of a lowered program (``get_delegation_info``);
+    ``getitem`` (taking an output of a delegate call) is bookkeeping, not an operator."""
+    from executorch.devtools.backend_debug import get_delegation_info
+    info = get_delegation_info(edge.exported_program().graph_module)
+    rest = {name: b.non_delegated for name, b in info.delegation_by_operator.items()
+            if b.non_delegated and name != 'getitem'}
+    return Delegation(delegate, info.num_delegated_subgraphs, info.num_delegated_nodes, rest)
+
+
+def lower(program: torch.export.ExportedProgram, delegate: str, out: str) -> Delegation:
+    """Lower an exported program to ``delegate`` and write the ``.pte`` to ``out``."""
+    from executorch.exir import to_edge_transform_and_lower
+    edge = to_edge_transform_and_lower(program, partitioner=[partitioner(delegate)])
+    summary = delegation(edge, delegate)
+    with open(out, 'wb') as f:
+        edge.to_executorch().write_to_file(f)
+    return summary
+
+
+def quantize_pt2e(module: nn.Module, example: torch.Tensor,
+                  calibration: torch.Tensor) -> torch.export.ExportedProgram:
+    """``module`` quantized to int8 by PT2E with the XNNPACK quantizer (symmetric, weights per
+    output channel), calibrated one image at a time on ``calibration``, exported again."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer, get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    quantizer = XNNPACKQuantizer()
+    quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True))
+    prepared = prepare_pt2e(torch.export.export(module, (example, )).module(), quantizer)
+    with torch.no_grad():
+        for i in range(len(calibration)):
+            prepared(calibration[i:i + 1])
+    return torch.export.export(convert_pt2e(prepared), (example, ))
+
+
+def set_threads(threads: int) -> None:
+    """The thread count of ExecuTorch's thread pool (XNNPACK's kernels) in this process."""
+    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+    _unsafe_reset_threadpool(threads)
+
+
+def load_pte(path: str) -> Callable[[torch.Tensor], List[torch.Tensor]]:
+    """A ``.pte`` file's ``forward`` in ExecuTorch's Python runtime, as a function of one
+    tensor returning the list of outputs."""
+    from executorch.runtime import Runtime
+    method = Runtime.get().load_program(path).load_method('forward')
+    return lambda x: list(method.execute([x.contiguous()]))
+
+
+def lower_module(module: nn.Module, example: torch.Tensor, out: str, delegate: str = 'xnnpack',
+                 calibration: Optional[torch.Tensor] = None) -> Delegation:
+    """``torch.export`` ``module`` at ``example``'s shape (quantized to int8 on ``calibration``
+    when given), lower it to ``delegate`` and write ``out``: what ``--format executorch`` and
+    the benchmark's executorch runtime write."""
+    with torch.no_grad():
+        if calibration is None:
+            program = torch.export.export(module, (example, ))
+        else:
+            program = quantize_pt2e(module, example, calibration)
+    return lower(program, delegate, out)
+
+
+@dataclass
+class ExecuTorchExport:
+    """A written ``.pte``: its size, what was delegated, and its check against PyTorch (the
+    fp32 file's; with ``--quantize`` also the int8 report)."""
+    path: str
+    bytes: int
+    delegation: Delegation
+    check: Optional[ExportedFileCheck]
+    int8: Optional[Int8Report] = None
+
+    def format(self) -> str:
+        return '\n'.join([f'  {self.path}: {self.bytes / 1e6:.2f} MB', self.delegation.format()]
+                         + ([self.int8.format()] if self.int8 else []))
+
+
+def export_executorch(model: nn.Module, task: str, input_size: Tuple[int, int],
+                      norm: InputNormalization, out: str, dilated_as_dense: bool = False,
+                      log: Callable[[str], None] = print, delegate: str = 'xnnpack',
+                      quantize: Optional[str] = None, calib: Optional[str] = None,
+                      min_psnr: Optional[float] = None,
+                      min_pixel_agreement: Optional[float] = None,
+                      rel_tol: float = 1e-4) -> ExecuTorchExport:
+    """Check, reparameterise, export and lower ``model`` to a ``.pte`` at ``out``; run it here
+    and compare it with PyTorch (XNNPACK), or check the lowered program in PyTorch (Core ML).
+
+    The program takes ``image``: float32 1x3xHxW pixel values 0-255 in the model's channel
+    order, and returns the outputs :func:`~.export_module.output_names` names, in that order.
+
+    Args:
+        delegate: 'xnnpack' (runs here, on Android and iOS CPUs) or 'coreml' (Apple only).
+        quantize: None or 'int8' (XNNPACK only): static int8, calibrated on ``calib``.
+        calib: A folder of calibration images (default: the packaged photographs).
+        min_psnr, min_pixel_agreement: The int8 agreement floor (see :mod:`.int8`).
+        rel_tol: The fp32 tolerance, relative to the reference's largest magnitude.
+
+    Raises:
+        ExportError: a refused request or model; an fp32 file that does not reproduce the model;
+            an int8 file below the agreement floor.
+    """
+    check_request(delegate, quantize, calib, min_psnr, min_pixel_agreement)
+    module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
+                                                f'ExecuTorch ({delegate})', log)
+    example = torch.zeros(1, 3, *input_size)
+    image = check_image(task, input_size, norm)
+    reference = reference_outputs(model, task, image, norm)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_path = osp.join(tmp, 'fp32.pte') if quantize else out
+        log(f'lowering to {delegate} with ExecuTorch {EXECUTORCH_VERSION} ...')
+        summary = lower_module(module, example, fp32_path, delegate)
+        log(summary.format() + f'; file {osp.getsize(fp32_path) / 1e6:.2f} MB')
+        if delegate == 'coreml':
+            log('  the Core ML delegate runs on Apple devices only (ExecuTorch\'s iOS/macOS '
+                'runtime): the .pte is not run here; checking the lowered program in PyTorch')
+            with torch.no_grad():
+                got = as_list(torch.export.export(module, (example, )).module()(image))
+            check = check_exported_file(out, 'the exported program (PyTorch)', names, reference,
+                                        got, params, log, rel_tol)
+            return ExecuTorchExport(out, osp.getsize(out), summary, check)
+        run_fp32 = load_pte(fp32_path)
+        check = check_exported_file(out, 'ExecuTorch (XNNPACK, fp32)', names, reference,
+                                    run_fp32(image), params, log, rel_tol)
+        if not quantize:
+            return ExecuTorchExport(out, osp.getsize(out), summary, check)
+        calibration = int8.calibration_images(calib, input_size, norm.channel_order)
+        log(f'quantizing to int8 (PT2E, XNNPACK quantizer) on {len(calibration)} images ...')
+        summary = lower_module(module, example, out, delegate, calibration)
+        log(summary.format() + ' (int8 program)')
+        report = int8.evaluate_int8(
+            model, task, norm, input_size, names, 'ExecuTorch (XNNPACK)', fp32_path, out,
+            run_fp32, load_pte(out), int8.describe_calibration(calib, len(calibration)), log,
+            min_psnr, min_pixel_agreement)
+        return ExecuTorchExport(out, osp.getsize(out), summary, check, report)

@@ -1,0 +1,269 @@
+"""Static int8 (``--quantize int8``) shared by the ExecuTorch, ONNX and OpenVINO exporters:
+calibration images, the agreement of the int8 file with the fp32 model, its floor, and the
+latency of the int8 file against the fp32 one in the same run.
+
+Each runtime quantizes with its own tool (``executorch_export``: PT2E with the XNNPACK quantizer;
+``onnx_export``: ONNX Runtime's QDQ ``quantize_static``; ``openvino_export``: NNCF): weights
+symmetric int8 per output channel, activations int8 per tensor, calibrated on the calibration
+images (``--calib DIR``, or by default the photographs of :mod:`.photos`, several views each).
+
+Agreement is measured on other images than the default calibration set: the same views
+mirrored left-right. Classifiers: top-1 agreement and logit PSNR; backbones: PSNR per output;
+segmentors: the share of pixels whose class (argmax) is the same, and logit PSNR.
+"""
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+
+from .export_module import ExportError, as_list, psnr, reference_outputs
+from .normalization import InputNormalization
+from .photos import PHOTOS, sample_images, to_batch
+
+QUANTIZE = ('int8', )
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
+# Floors (docs/deployment.md "int8"): int8 RapidNet-Ti trained on digits gives 30+ dB logits and
+# 100% top-1 agreement; a broken quantization (e.g. wrong scales) gives well below 10 dB.
+DEFAULT_MIN_PSNR = 20.0
+DEFAULT_MIN_PIXEL_AGREEMENT = 0.9
+LATENCY_WARMUP, LATENCY_RUNS = 3, 20
+
+Runner = Callable[[torch.Tensor], List[torch.Tensor]]
+
+
+def calibration_files(folder: str) -> List[str]:
+    """The image files directly in ``folder``, sorted, each checked to decode.
+
+    Raises:
+        ExportError: not a folder, no image in it, or an image that cannot be read.
+    """
+    from PIL import Image
+    if not osp.isdir(folder):
+        raise ExportError(f'--calib {folder!r} is not a folder; give a folder of calibration '
+                          'images, or drop --calib to use the photographs the packages ship')
+    files = sorted(osp.join(folder, n) for n in os.listdir(folder)
+                   if n.lower().endswith(IMAGE_SUFFIXES) and osp.isfile(osp.join(folder, n)))
+    if not files:
+        raise ExportError(f'--calib {folder!r} holds no image ({"/".join(IMAGE_SUFFIXES)}); add '
+                          'a few dozen images like those the model will see, or drop --calib')
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception as err:  # noqa: BLE001 - PIL raises many kinds for a bad file
+            raise ExportError(f'--calib: {path} is not a readable image ({err}); remove it or '
+                              'replace it') from None
+    return files
+
+
+def check_request(quantize: Optional[str] = None, calib: Optional[str] = None,
+                  min_psnr: Optional[float] = None,
+                  min_pixel_agreement: Optional[float] = None) -> None:
+    """Refuse int8 options that cannot work, before a model is built."""
+    if quantize is None:
+        given = [flag for flag, v in (('--calib', calib), ('--min-psnr', min_psnr),
+                                      ('--min-pixel-agreement', min_pixel_agreement))
+                 if v is not None]
+        if given:
+            raise ExportError(f'{" and ".join(given)} go with --quantize int8: add it or drop '
+                              f'{" and ".join(given)}')
+        return
+    if quantize not in QUANTIZE:
+        raise ExportError(f'unknown --quantize {quantize!r}; choose one of {QUANTIZE}')
+    if min_pixel_agreement is not None and not 0 <= min_pixel_agreement <= 1:
+        raise ExportError(f'--min-pixel-agreement {min_pixel_agreement}: give a fraction '
+                          'between 0 and 1')
+    if calib is not None:
+        calibration_files(calib)
+
+
+def calibration_images(calib: Optional[str], input_size: Sequence[int],
+                       channel_order: str) -> torch.Tensor:
+    """The calibration batch (Nx3xHxW pixels 0-255 in ``channel_order``): every image of
+    ``calib`` resized whole to ``input_size``, or by default every view of every photograph of
+    :data:`~.photos.PHOTOS`."""
+    if calib is None:
+        return sample_images(input_size, channel_order, tuple(PHOTOS))
+    from PIL import Image
+    images = []
+    for path in calibration_files(calib):
+        with Image.open(path) as image:
+            images.append(image.convert('RGB'))
+    return to_batch(images, input_size, channel_order)
+
+
+def evaluation_images(input_size: Sequence[int], channel_order: str) -> torch.Tensor:
+    """The images agreement is measured on: the default calibration views, mirrored."""
+    return sample_images(input_size, channel_order, tuple(PHOTOS), mirrored=True)
+
+
+def class_map(logits: torch.Tensor) -> torch.Tensor:
+    """Per-pixel class of (N, C, H, W) segmentation logits."""
+    return logits.argmax(1)
+
+
+@dataclass
+class Int8Report:
+    """An int8 file against the fp32 model.
+
+    Attributes:
+        path: The int8 file.
+        runner: The runtime that ran both files.
+        task: 'classifier', 'backbone' or 'segmentor'.
+        names: Output names.
+        images: How many evaluation images.
+        calibration: How many calibration images, and from where.
+        bytes_fp32, bytes_int8: File sizes (weights included).
+        ms_fp32, ms_int8: Median batch-1 latency of each file, timed interleaved in this run.
+        psnr: Per output, PSNR (dB) of the int8 file against the fp32 PyTorch model.
+        top1_agreement: Classifiers: share of images with the same top-1 class.
+        pixel_agreement: Segmentors: share of pixels with the same class.
+        floor: What was required, in words.
+    """
+    path: str
+    runner: str
+    task: str
+    names: List[str]
+    images: int
+    calibration: str
+    bytes_fp32: int
+    bytes_int8: int
+    ms_fp32: float
+    ms_int8: float
+    psnr: List[float]
+    top1_agreement: Optional[float] = None
+    pixel_agreement: Optional[float] = None
+    floor: str = ''
+    extra: Dict[str, object] = field(default_factory=dict)
+
+    def format(self) -> str:
+        lines = [f'  int8 ({self.runner}), calibrated on {self.calibration}; against fp32 on '
+                 f'{self.images} other photographs:']
+        if self.top1_agreement is not None:
+            lines.append(f'    top-1 agreement {100 * self.top1_agreement:.1f}%')
+        if self.pixel_agreement is not None:
+            lines.append(f'    class-map pixel agreement {100 * self.pixel_agreement:.2f}%')
+        lines.append('    PSNR ' + ', '.join(f'{n} {p:.1f} dB' for n, p in
+                                              zip(self.names, self.psnr)))
+        lines.append(f'    size {self.bytes_int8 / 1e6:.2f} MB (fp32 {self.bytes_fp32 / 1e6:.2f} '
+                     f'MB, {self.bytes_fp32 / max(self.bytes_int8, 1):.2f}x smaller)')
+        lines.append(f'    latency batch 1, median of {LATENCY_RUNS}, interleaved: int8 '
+                     f'{self.ms_int8:.2f} ms, fp32 {self.ms_fp32:.2f} ms '
+                     f'({self.ms_fp32 / self.ms_int8:.2f}x)')
+        return '\n'.join(lines)
+
+
+def agreement(task: str, reference: Sequence[List[torch.Tensor]],
+              outputs: Sequence[List[torch.Tensor]]) -> Dict[str, object]:
+    """PSNR per output over all images, and top-1 (classifier) or pixel (segmentor) agreement.
+
+    Args:
+        task: The export task.
+        reference: Per image, the fp32 model's outputs.
+        outputs: Per image, the int8 file's outputs.
+    """
+    per_output = list(zip(*reference)), list(zip(*outputs))
+    scores = [psnr(torch.cat(r), torch.cat(o)) for r, o in zip(*per_output)]
+    result: Dict[str, object] = dict(psnr=scores)
+    ref, got = torch.cat(per_output[0][0]), torch.cat(per_output[1][0])
+    if task == 'classifier':
+        result['top1_agreement'] = (ref.argmax(1) == got.argmax(1)).float().mean().item()
+    elif task == 'segmentor':
+        result['pixel_agreement'] = (class_map(ref) == class_map(got)).float().mean().item()
+    return result
+
+
+def check_floor(report: Int8Report, min_psnr: Optional[float],
+                min_pixel_agreement: Optional[float]) -> None:
+    """Raise ExportError when the int8 file is below the agreement floor: the pixel agreement
+    for segmentors, the lowest output PSNR otherwise."""
+    if report.task == 'segmentor':
+        floor = (DEFAULT_MIN_PIXEL_AGREEMENT if min_pixel_agreement is None
+                 else min_pixel_agreement)
+        report.floor = f'pixel agreement >= {100 * floor:g}%'
+        if report.pixel_agreement < floor:
+            raise ExportError(f'the int8 file agrees with fp32 on {100 * report.pixel_agreement:.2f}%'
+                              f' of pixels, below the floor of {100 * floor:g}% (see above): '
+                              'calibrate on images like the deployment data (--calib DIR), or '
+                              'lower --min-pixel-agreement if this is acceptable')
+        return
+    floor = DEFAULT_MIN_PSNR if min_psnr is None else min_psnr
+    report.floor = f'PSNR >= {floor:g} dB'
+    worst = min(report.psnr)
+    if not worst >= floor:  # also catches NaN
+        raise ExportError(f'the int8 file is {worst:.1f} dB PSNR from the fp32 model, below the '
+                          f'floor of {floor:g} dB (see above): calibrate on images like the '
+                          'deployment data (--calib DIR), or lower --min-psnr if this is '
+                          'acceptable')
+
+
+def median_latencies(run_fp32: Callable[[], object], run_int8: Callable[[], object]) -> tuple:
+    """Median batch-1 milliseconds of both, timed interleaved in this process."""
+    from ..analysis.benchmark import time_interleaved
+    timed = time_interleaved(dict(fp32=run_fp32, int8=run_int8), LATENCY_WARMUP, LATENCY_RUNS)
+    return timed['fp32'].median_ms, timed['int8'].median_ms
+
+
+def file_bytes(path: str) -> int:
+    """A file's size, with the ``.bin`` beside an OpenVINO ``.xml``."""
+    size = osp.getsize(path)
+    weights = osp.splitext(path)[0] + '.bin'
+    if path.endswith('.xml') and osp.exists(weights):
+        size += osp.getsize(weights)
+    return size
+
+
+def evaluate_int8(model: torch.nn.Module, task: str, norm: InputNormalization,
+                  input_size: Sequence[int], names: List[str], runner: str,
+                  fp32_path: str, int8_path: str, run_fp32: Runner, run_int8: Runner,
+                  calibration: str, log: Callable[[str], None],
+                  min_psnr: Optional[float] = None,
+                  min_pixel_agreement: Optional[float] = None) -> Int8Report:
+    """Measure an int8 file against the fp32 model and its fp32 file, log it, and apply the
+    floor.
+
+    Args:
+        model: The PyTorch model (the reference).
+        task: The export task.
+        norm: The model's input normalisation.
+        input_size: ``(H, W)`` of the files.
+        names: Output names.
+        runner: The runtime's name for people.
+        fp32_path, int8_path: The two files (for their sizes).
+        run_fp32, run_int8: Each file's outputs for a 1x3xHxW pixel tensor.
+        calibration: What the file was calibrated on, in words.
+        log: Progress printer.
+        min_psnr, min_pixel_agreement: The floor (None: the defaults).
+
+    Raises:
+        ExportError: the int8 file is below the floor.
+    """
+    images = evaluation_images(input_size, norm.channel_order)
+    reference, outputs = [], []
+    for i in range(len(images)):
+        image = images[i:i + 1]
+        reference.append(reference_outputs(model, task, image, norm))
+        outputs.append([torch.as_tensor(o) for o in as_list(run_int8(image))])
+    scores = agreement(task, reference, outputs)
+    image = images[:1]
+    ms_fp32, ms_int8 = median_latencies(lambda: run_fp32(image), lambda: run_int8(image))
+    report = Int8Report(int8_path, runner, task, names, len(images), calibration,
+                        file_bytes(fp32_path), file_bytes(int8_path), ms_fp32, ms_int8,
+                        **scores)
+    log(report.format())
+    check_floor(report, min_psnr, min_pixel_agreement)
+    log(f'    floor {report.floor}: passed')
+    return report
+
+
+def describe_calibration(calib: Optional[str], count: int) -> str:
+    """'12 images of DIR' or '12 views of the packaged photographs'."""
+    if calib is None:
+        return f'{count} views of {len(PHOTOS)} packaged photographs'
+    return f'{count} images of {calib}'
+
+
+__all__ = ['QUANTIZE', 'Int8Report', 'calibration_images', 'check_request', 'evaluate_int8',
+           'evaluation_images']
