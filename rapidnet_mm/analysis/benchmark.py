@@ -28,7 +28,8 @@ import torch.nn as nn
 
 from ..deploy.export_module import ExportError
 from ..deploy.reparameterize import rapidnet_modules, reparameterize_model
-from ..deploy.runtime import FILE_RUNTIMES, RUNTIMES, RuntimeSetupError, build_runtime
+from ..deploy.runtime import (FILE_RUNTIMES, INT8_RUNTIMES, RUNTIMES, RuntimeSetupError,
+                              build_runtime)
 from ..models import ARCH_SETTINGS, RapidNetClsHead
 from .flops import count_macs
 
@@ -209,12 +210,16 @@ class Settings:
     warmup: int = 10
     runs: int = 50
     threads: int = 0  # CPU threads of every runtime; 0: torch's default in this process
+    quantize: bool = False  # also a static int8 deploy form under each INT8_RUNTIMES runtime
 
     def check(self) -> None:
         unknown = [r for r in self.runtimes if r not in RUNTIMES]
         if unknown or not self.runtimes:
             raise RuntimeSetupError(f'runtimes {list(self.runtimes)}: choose one or more of '
                                     f'{RUNTIMES}')
+        if self.quantize and not any(r in INT8_RUNTIMES for r in self.runtimes):
+            raise RuntimeSetupError(f'--quantize times the int8 form of {INT8_RUNTIMES}: add '
+                                    'one of them to --runtime')
         if self.amp and 'torchscript' in self.runtimes:
             raise RuntimeSetupError('--amp with the torchscript runtime is not supported (a '
                                     'frozen trace would bake the autocast casts of one device '
@@ -226,19 +231,50 @@ class Settings:
                                     '--device cuda, or time them separately')
 
 
+INT8 = '-int8'  # label suffix of the int8 form of a runtime
+
+
 def label(form: str, runtime: str) -> str:
-    """Table label of a form under a runtime: 'deploy', 'deploy+torchscript', ..."""
+    """Table label of a form under a runtime: 'deploy', 'deploy+torchscript', ...,
+    'deploy+executorch-int8'."""
     return form if runtime == 'eager' else f'{form}+{runtime}'
+
+
+def entry_labels(settings: 'Settings', forms: Sequence[str]) -> List[str]:
+    """Every entry timed per model: each form under each runtime, then with ``quantize`` the
+    int8 deploy form under each runtime that has one."""
+    labels = [label(f, r) for r in settings.runtimes for f in forms]
+    if settings.quantize and 'deploy' in forms:
+        labels += [label('deploy', r + INT8) for r in settings.runtimes if r in INT8_RUNTIMES]
+    return labels
+
+
+def calibration_batches(batch: int, input_size: Sequence[int]) -> List[torch.Tensor]:
+    """The int8 calibration inputs of the benchmark: the packaged photographs' views (those of
+    ``--quantize int8``'s default), normalised with the ImageNet mean and std that every model
+    timed here was trained with, in batches of ``batch`` (cycling through the views)."""
+    from ..deploy.normalization import InputNormalization
+    from ..deploy.photos import PHOTOS, sample_images
+    imagenet = InputNormalization((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), 'RGB')
+    images = imagenet.apply(sample_images(input_size, 'RGB', tuple(PHOTOS)))
+    count = max(1, len(images) // batch)
+    order = torch.arange(count * batch) % len(images)
+    return list(images[order].split(batch))
 
 
 def prepare(module: nn.Module, settings: Settings, runtime: str,
             example: torch.Tensor) -> Callable[[torch.Tensor], object]:
     """``module`` on the settings' device and memory format, under ``runtime`` (built for inputs
-    like ``example``), called in inference mode (and autocast with ``settings.amp``)."""
+    like ``example``; 'RUNTIME-int8': its static int8 form), called in inference mode (and
+    autocast with ``settings.amp``)."""
     module = module.to(settings.device).eval()
     if settings.channels_last:
         module = module.to(memory_format=torch.channels_last)
-    fn = build_runtime(module, runtime, example)
+    calibration = None
+    if runtime.endswith(INT8):
+        runtime = runtime[:-len(INT8)]
+        calibration = calibration_batches(len(example), example.shape[2:])
+    fn = build_runtime(module, runtime, example, calibration)
     device_type = 'cuda' if settings.device.startswith('cuda') else 'cpu'
     amp_dtype = torch.float16 if device_type == 'cuda' else torch.bfloat16
 
@@ -267,20 +303,23 @@ def prepare_runners(subjects: Sequence[Subject], forms: Sequence[str], runtime: 
     """Every subject's ``forms`` built under ``runtime`` for input ``x``, keyed by
     ``(subject index, label)``; with ``with_diffs`` each output's difference from the eager
     training form goes into ``subject.diffs``."""
+    entries = [(form, runtime) for form in forms]
+    if settings.quantize and runtime in INT8_RUNTIMES and 'deploy' in forms:
+        entries.append(('deploy', runtime + INT8))
     runners = {}
     for i, s in enumerate(subjects):
         if with_diffs:
             ref = prepare(s.forms['train'], settings, 'eager', x)(x)
-        for form in forms:
+        for form, entry_runtime in entries:
             start = time.perf_counter()
-            runner = prepare(s.forms[form], settings, runtime, x)
+            runner = prepare(s.forms[form], settings, entry_runtime, x)
             out = runner(x)  # compiles (inductor) before the timed rounds
-            if runtime != 'eager':
-                log(f'  {s.name} {label(form, runtime)}: ready in '
+            if entry_runtime != 'eager':
+                log(f'  {s.name} {label(form, entry_runtime)}: ready in '
                     f'{time.perf_counter() - start:.1f} s')
             if with_diffs:
-                s.diffs[label(form, runtime)] = relative_difference(ref, out)
-            runners[(i, label(form, runtime))] = lambda r=runner: r(x)
+                s.diffs[label(form, entry_runtime)] = relative_difference(ref, out)
+            runners[(i, label(form, entry_runtime))] = lambda r=runner: r(x)
     return runners
 
 
@@ -431,7 +470,7 @@ def measure(subjects: Sequence[Subject], forms: Sequence[str], batch_sizes: Sequ
                 for i, d in workers.reply(n, log).items():
                     subjects[i].diffs.update(d)
             runs = settings.runs if batch == 1 else max(5, settings.runs // 5)
-            log(f'batch {batch}: {len(subjects) * len(forms) * n_workers} model forms in '
+            log(f'batch {batch}: {len(subjects) * len(entry_labels(settings, forms))} entries in '
                 f'{n_workers} worker processes taking turns, {settings.warmup} warm-up and {runs} '
                 'timed rounds ...')
             times: Dict = {}
@@ -457,8 +496,8 @@ def peak_macs(gemm: Timing) -> float:
 def fastest_exact(subject: Subject, rel_tol: float = 1e-4) -> Optional[str]:
     """Label of the subject's fastest deploy entry at batch 1 whose outputs equal the eager
     training form's within ``rel_tol``, or None."""
-    exact = [n for n in subject.results.get(1, {})
-             if n.split('+')[0] == 'deploy' and subject.diffs.get(n, 1.) <= rel_tol]
+    exact = [n for n in subject.results.get(1, {}) if n.split('+')[0] == 'deploy'
+             and not n.endswith(INT8) and subject.diffs.get(n, 1.) <= rel_tol]
     return min(exact, key=lambda n: subject.results[1][n].median_ms, default=None)
 
 

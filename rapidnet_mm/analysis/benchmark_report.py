@@ -2,7 +2,8 @@
 latency chart (``tools/analysis_tools/benchmark.py``)."""
 from typing import Dict, List
 
-from .benchmark import GEMM_SIZE, Settings, Subject, Timing, label, peak_macs
+from .benchmark import (GEMM_SIZE, INT8, Settings, Subject, Timing, entry_labels,
+                        fastest_exact, label, peak_macs)
 
 
 def format_table(subjects: List[Subject], batch: int, settings: Settings, forms: List[str],
@@ -16,7 +17,7 @@ def format_table(subjects: List[Subject], batch: int, settings: Settings, forms:
              'top-1 (source)']
     peak = peak_macs(gemm)
     rows = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    labels = [label(f, r) for r in settings.runtimes for f in forms]
+    labels = entry_labels(settings, forms)
     for s in subjects:
         reference = s.results[1].get('train')
         for name in labels:
@@ -34,6 +35,9 @@ def format_table(subjects: List[Subject], batch: int, settings: Settings, forms:
             rows.append('| ' + ' | '.join(cells) + ' |')
     flags = (('AMP', settings.amp), ('channels_last', settings.channels_last))
     mode = ', '.join(k for k, v in flags if v) or 'fp32'
+    if settings.quantize:
+        mode += ('; *-int8 entries: static int8 (weights per channel), calibrated on the packaged '
+                 'photographs, ImageNet-normalised')
     return '\n'.join(rows) + (
         f'\n\n{settings.device}, {settings.threads} threads, {mode}; {settings.warmup} warm-up + '
         f'{settings.runs} timed rounds at batch 1, each runtime in its own worker process, the '
@@ -64,6 +68,13 @@ def summary_lines(subjects: List[Subject], settings: Settings) -> List[str]:
                 line += (f'; reparameterisation alone under {runtime}: '
                          f'{res[train].median_ms / res[deploy].median_ms:.2f}x')
             lines.append(line)
+            int8 = label('deploy', runtime + INT8)
+            if int8 in res:
+                lines.append(f'{s.name}: int8 under {runtime} {res[int8].median_ms:.2f} ms, '
+                             f'{res[deploy].median_ms / res[int8].median_ms:.2f}x its fp32 '
+                             f'deploy form ({res[deploy].median_ms:.2f} ms); outputs within '
+                             f'{s.diffs[int8]:.1e} of the scale of the eager training form\'s')
+    lines += target_lines(subjects)
     by_runtime: Dict[str, List] = {}
     for s in subjects:
         for name, t in s.results.get(1, {}).items():
@@ -73,6 +84,36 @@ def summary_lines(subjects: List[Subject], settings: Settings) -> List[str]:
         if len(entries) > 1:
             lines.append(f'{name}, batch 1, fastest first: '
                          + ', '.join(f'{n} {ms:.2f} ms' for ms, n in sorted(entries)))
+    return lines
+
+
+# Targets of the ExecuTorch and int8 work, printed as facts of the run (not asserted anywhere).
+EXECUTORCH_TARGET = 1.3  # ExecuTorch fp32 within this factor of the fastest exact runtime
+INT8_TARGET = 1.5  # int8 at least this much faster than fp32 in one runtime
+
+
+def target_lines(subjects: List[Subject]) -> List[str]:
+    """For RapidNet-Ti: ExecuTorch fp32 against the fastest exact deploy entry, and the best
+    int8 speed-up over the same runtime's fp32 deploy form, each against its target."""
+    ti = next((s for s in subjects if s.name == 'RapidNet-Ti'), None)
+    res = ti.results.get(1, {}) if ti else {}
+    lines = []
+    fastest = fastest_exact(ti) if ti else None
+    executorch = label('deploy', 'executorch')
+    if fastest and executorch in res:
+        ratio = res[executorch].median_ms / res[fastest].median_ms
+        lines.append(f'target: RapidNet-Ti deploy+executorch (fp32) {res[executorch].median_ms:.2f}'
+                     f' ms is {ratio:.2f}x the fastest exact entry ({fastest}, '
+                     f'{res[fastest].median_ms:.2f} ms); target within {EXECUTORCH_TARGET}x: '
+                     + ('met' if ratio <= EXECUTORCH_TARGET else 'NOT met'))
+    speedups = {name: res[name.replace(INT8, '')].median_ms / res[name].median_ms
+                for name in res if name.endswith(INT8) and name.replace(INT8, '') in res}
+    if speedups:
+        best = max(speedups, key=speedups.get)
+        lines.append(f'target: RapidNet-Ti int8 vs fp32, best {best} {speedups[best]:.2f}x ('
+                     + ', '.join(f'{n} {v:.2f}x' for n, v in speedups.items())
+                     + f'); target >= {INT8_TARGET}x in one runtime: '
+                     + ('met' if speedups[best] >= INT8_TARGET else 'NOT met'))
     return lines
 
 

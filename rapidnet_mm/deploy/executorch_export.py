@@ -12,11 +12,12 @@ is checked in PyTorch instead.
 channel), calibrated on the calibration images, then lowered like the fp32 program.
 """
 import importlib
+import logging
 import os.path as osp
 import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -56,6 +57,10 @@ def import_executorch() -> None:
                           f'{installed["torchao"]} are installed; this exporter is tested with '
                           f'executorch {EXECUTORCH_VERSION} and torchao {TORCHAO_VERSION} beside '
                           f'torch {TESTED_TORCH}: {INSTALL}')
+    # torchao's import logs a deprecation warning of torch's about one of its enums, on stderr
+    pytree_log = logging.getLogger('torch.utils._pytree')
+    level = pytree_log.level
+    pytree_log.setLevel(logging.ERROR)
     try:
         importlib.import_module('executorch.exir')
         importlib.import_module('executorch.runtime')
@@ -65,6 +70,8 @@ def import_executorch() -> None:
                           f'{torch.__version__} ({reason}); install the tested set: pip install '
                           f'torch=={TESTED_TORCH} executorch=={EXECUTORCH_VERSION} '
                           f'torchao=={TORCHAO_VERSION}') from None
+    finally:
+        pytree_log.setLevel(level)
 
 
 def check_delegate(delegate: str) -> None:
@@ -147,9 +154,10 @@ def lower(program: torch.export.ExportedProgram, delegate: str, out: str) -> Del
 
 
 def quantize_pt2e(module: nn.Module, example: torch.Tensor,
-                  calibration: torch.Tensor) -> torch.export.ExportedProgram:
+                  calibration: Sequence[torch.Tensor]) -> torch.export.ExportedProgram:
     """``module`` quantized to int8 by PT2E with the XNNPACK quantizer (symmetric, weights per
-    output channel), calibrated one image at a time on ``calibration``, exported again."""
+    output channel), calibrated on ``calibration`` (inputs shaped like ``example``), exported
+    again."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer, get_symmetric_quantization_config)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -157,8 +165,8 @@ def quantize_pt2e(module: nn.Module, example: torch.Tensor,
     quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True))
     prepared = prepare_pt2e(torch.export.export(module, (example, )).module(), quantizer)
     with torch.no_grad():
-        for i in range(len(calibration)):
-            prepared(calibration[i:i + 1])
+        for batch in calibration:
+            prepared(batch)
     return torch.export.export(convert_pt2e(prepared), (example, ))
 
 
@@ -177,10 +185,10 @@ def load_pte(path: str) -> Callable[[torch.Tensor], List[torch.Tensor]]:
 
 
 def lower_module(module: nn.Module, example: torch.Tensor, out: str, delegate: str = 'xnnpack',
-                 calibration: Optional[torch.Tensor] = None) -> Delegation:
-    """``torch.export`` ``module`` at ``example``'s shape (quantized to int8 on ``calibration``
-    when given), lower it to ``delegate`` and write ``out``: what ``--format executorch`` and
-    the benchmark's executorch runtime write."""
+                 calibration: Optional[Sequence[torch.Tensor]] = None) -> Delegation:
+    """``torch.export`` ``module`` at ``example``'s shape (quantized to int8 on ``calibration``,
+    inputs shaped like ``example``, when given), lower it to ``delegate`` and write ``out``:
+    what ``--format executorch`` and the benchmark's executorch runtime write."""
     with torch.no_grad():
         if calibration is None:
             program = torch.export.export(module, (example, ))
@@ -254,7 +262,7 @@ def export_executorch(model: nn.Module, task: str, input_size: Tuple[int, int],
             return ExecuTorchExport(out, osp.getsize(out), summary, check)
         calibration = int8.calibration_images(calib, input_size, norm.channel_order)
         log(f'quantizing to int8 (PT2E, XNNPACK quantizer) on {len(calibration)} images ...')
-        summary = lower_module(module, example, out, delegate, calibration)
+        summary = lower_module(module, example, out, delegate, list(calibration.split(1)))
         log(summary.format() + ' (int8 program)')
         report = int8.evaluate_int8(
             model, task, norm, input_size, names, 'ExecuTorch (XNNPACK)', fp32_path, out,

@@ -12,8 +12,9 @@ import os.path as osp
 import shutil
 import tempfile
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
+import torch
 import torch.nn as nn
 
 from .export_module import ExportError
@@ -158,6 +159,34 @@ def export_model(model: nn.Module, fmt: str, task: str, input_size: Tuple[int, i
     return result
 
 
+def load_exported(fmt: str, path: str) -> Callable[[torch.Tensor], List[torch.Tensor]]:
+    """A file written by ``export_model`` in a format this machine runs (executorch with
+    XNNPACK, onnx, openvino, torchscript), as a function of a pixel batch shaped like the file's
+    input, returning the outputs as tensors."""
+    if fmt == 'executorch':
+        from .executorch_export import load_pte
+        return load_pte(path)
+    if fmt == 'onnx':
+        from .onnx_export import onnxruntime_session
+        session = onnxruntime_session(path, torch.get_num_threads(), spin=False)
+        name = session.get_inputs()[0].name
+        return lambda x: [torch.from_numpy(o) for o in session.run(None, {name: x.numpy()})]
+    if fmt == 'openvino':
+        from .openvino_export import compile_openvino, run_openvino
+        compiled = compile_openvino(path, torch.get_num_threads())
+        return lambda x: [torch.from_numpy(o) for o in run_openvino(compiled, x.numpy())]
+    if fmt == 'torchscript':
+        from .runtime import load_torchscript
+        module = load_torchscript(path)
+
+        def run(x: torch.Tensor) -> List[torch.Tensor]:
+            with torch.no_grad():
+                out = module(x)
+            return list(out) if isinstance(out, (tuple, list)) else [out]
+        return run
+    raise ExportError(f'--format {fmt} files cannot be run here')
+
+
 def _point_at(result, out: str) -> None:
     """Replace the staging path in a result (and its report) by the final one."""
     for holder in (result, getattr(result, 'report', None)):
@@ -165,4 +194,4 @@ def _point_at(result, out: str) -> None:
             holder.path = out
 
 
-__all__ = ['FORMATS', 'Format', 'check_request', 'export_model', 'option_flag']
+__all__ = ['FORMATS', 'Format', 'check_request', 'export_model', 'load_exported', 'option_flag']

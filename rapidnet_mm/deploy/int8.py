@@ -29,12 +29,15 @@ IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 DEFAULT_MIN_PSNR = 20.0
 DEFAULT_MIN_PIXEL_AGREEMENT = 0.9
 LATENCY_WARMUP, LATENCY_RUNS = 3, 20
+MAX_CALIBRATION = 100  # images taken from --calib, spread over the sorted list
 
 Runner = Callable[[torch.Tensor], List[torch.Tensor]]
 
 
 def calibration_files(folder: str) -> List[str]:
-    """The image files directly in ``folder``, sorted, each checked to decode.
+    """The calibration images under ``folder`` (subfolders included, so an ImageNet-style
+    training folder works): all of them, sorted, or :data:`MAX_CALIBRATION` spread evenly over
+    that list; each checked to decode.
 
     Raises:
         ExportError: not a folder, no image in it, or an image that cannot be read.
@@ -43,11 +46,13 @@ def calibration_files(folder: str) -> List[str]:
     if not osp.isdir(folder):
         raise ExportError(f'--calib {folder!r} is not a folder; give a folder of calibration '
                           'images, or drop --calib to use the photographs the packages ship')
-    files = sorted(osp.join(folder, n) for n in os.listdir(folder)
-                   if n.lower().endswith(IMAGE_SUFFIXES) and osp.isfile(osp.join(folder, n)))
+    files = sorted(osp.join(d, n) for d, _, names in os.walk(folder) for n in names
+                   if n.lower().endswith(IMAGE_SUFFIXES))
     if not files:
         raise ExportError(f'--calib {folder!r} holds no image ({"/".join(IMAGE_SUFFIXES)}); add '
                           'a few dozen images like those the model will see, or drop --calib')
+    if len(files) > MAX_CALIBRATION:
+        files = [files[i * len(files) // MAX_CALIBRATION] for i in range(MAX_CALIBRATION)]
     for path in files:
         try:
             with Image.open(path) as image:
@@ -67,8 +72,8 @@ def check_request(quantize: Optional[str] = None, calib: Optional[str] = None,
                                       ('--min-pixel-agreement', min_pixel_agreement))
                  if v is not None]
         if given:
-            raise ExportError(f'{" and ".join(given)} go with --quantize int8: add it or drop '
-                              f'{" and ".join(given)}')
+            raise ExportError(f'{" and ".join(given)} is an option of --quantize int8: add '
+                              f'--quantize int8 or drop {" and ".join(given)}')
         return
     if quantize not in QUANTIZE:
         raise ExportError(f'unknown --quantize {quantize!r}; choose one of {QUANTIZE}')

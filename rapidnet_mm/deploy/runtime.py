@@ -13,23 +13,27 @@
   ``--format onnx`` does) at the example's fixed shape, run by an onnxruntime CPU session.
 - ``openvino``: the same ONNX file compiled by OpenVINO for the CPU in float32
   (``compile_openvino``, as ``--format openvino`` checks its IR).
+- ``executorch``: the module lowered to XNNPACK by ``--format executorch``'s pipeline
+  (``lower_module``), run by ExecuTorch's Python runtime.
 
-The last two run on CPU only, each with ``torch.get_num_threads()`` threads, and take and return
-torch tensors so that callers treat every runtime alike.
+The last three run on CPU only, each with ``torch.get_num_threads()`` threads, and take and
+return torch tensors so that callers treat every runtime alike.
 
 None of them changes the arithmetic beyond float rounding; the benchmark and the export tool
-check that.
+check that. The exception is static int8: ``build_runtime(..., calibration=images)`` quantizes
+the file of ``onnxruntime``, ``openvino`` or ``executorch`` as ``--quantize int8`` does.
 """
 import os.path as osp
 import tempfile
 import warnings
-from typing import Callable, List
+from typing import Callable, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
-RUNTIMES = ('eager', 'torchscript', 'inductor', 'onnxruntime', 'openvino')
-FILE_RUNTIMES = ('onnxruntime', 'openvino')  # run an exported ONNX file, CPU only
+RUNTIMES = ('eager', 'torchscript', 'inductor', 'onnxruntime', 'openvino', 'executorch')
+FILE_RUNTIMES = ('onnxruntime', 'openvino', 'executorch')  # run an exported file, CPU only
+INT8_RUNTIMES = FILE_RUNTIMES  # those with a static int8 form (--quantize int8)
 
 
 class RuntimeSetupError(ValueError):
@@ -71,45 +75,77 @@ def load_torchscript(path: str, optimize: bool = True) -> torch.jit.ScriptModule
     return optimize_torchscript(module) if optimize else module
 
 
-def build_runtime(module: nn.Module, runtime: str, example: torch.Tensor) -> Callable:
+def build_runtime(module: nn.Module, runtime: str, example: torch.Tensor,
+                  calibration: Optional[Sequence[torch.Tensor]] = None) -> Callable:
     """``module`` ready to run under ``runtime`` at inputs shaped like ``example``.
 
+    Args:
+        module: An eval-mode module.
+        runtime: A key of RUNTIMES.
+        example: An input of the shape it will be run at.
+        calibration: Inputs shaped like ``example`` to calibrate a static int8 form on
+            (INT8_RUNTIMES only), or None for the fp32 form.
+
     Raises:
-        RuntimeSetupError: an unknown runtime or a module in training mode.
+        RuntimeSetupError: an unknown runtime, a module in training mode, or int8 for a runtime
+            without it.
     """
     if runtime not in RUNTIMES:
         raise RuntimeSetupError(f'unknown runtime {runtime!r}; choose from {RUNTIMES}')
+    if calibration is not None and runtime not in INT8_RUNTIMES:
+        raise RuntimeSetupError(f'int8 needs one of the runtimes {INT8_RUNTIMES}, not {runtime}')
     if runtime == 'eager':
         return module
     if runtime == 'torchscript':
         return optimize_torchscript(freeze_torchscript(module, example))
     _check_eval(module, runtime)
     if runtime in FILE_RUNTIMES:
-        return _build_file_runtime(module, runtime, example)
+        return _build_file_runtime(module, runtime, example, calibration)
     return torch.compile(module, options={'freezing': True})
 
 
-def _build_file_runtime(module: nn.Module, runtime: str, example: torch.Tensor) -> Callable:
-    """``module`` exported to ONNX and loaded by onnxruntime or OpenVINO (see the module doc)."""
-    from .onnx_export import onnxruntime_session, write_onnx
-    from .openvino_export import compile_openvino, run_openvino
+def _build_file_runtime(module: nn.Module, runtime: str, example: torch.Tensor,
+                        calibration: Optional[Sequence[torch.Tensor]]) -> Callable:
+    """``module`` exported to ONNX and loaded by onnxruntime or OpenVINO, or lowered to an
+    ExecuTorch program (see the module doc); int8 when ``calibration`` is given."""
     if example.device.type != 'cpu':
         raise RuntimeSetupError(f'{runtime} runs on the CPU here; use --device cpu')
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter('ignore', torch.jit.TracerWarning)  # as in freeze_torchscript
+        if runtime == 'executorch':
+            from .executorch_export import load_pte, lower_module, set_threads
+            path = osp.join(tmp, 'model.pte')
+            set_threads(threads)
+            lower_module(module, example, path, 'xnnpack', calibration)
+            pte = load_pte(path)
+            # the runtime's tensors may be reused by its next call: copy them out
+            return lambda x: _single([o.clone() for o in pte(x)])
+        from .onnx_export import onnxruntime_session, quantize_onnx, write_onnx
+        from .openvino_export import compile_openvino, quantize_openvino, run_openvino
         path = osp.join(tmp, 'model.onnx')
         write_onnx(module, example, path, 'input', [])
         if runtime == 'onnxruntime':
+            if calibration is not None:
+                quantize_onnx(path, path, 'input', [c.numpy() for c in calibration])
             # No spinning: the benchmark's sessions (every model and form) and runtimes take
             # turns, and spinning pools made its onnxruntime figures 2-3x slower (deployment.md 6).
             session = onnxruntime_session(path, threads, spin=False)
             run = lambda x: session.run(None, {'input': x})  # noqa: E731
         else:
-            compiled = compile_openvino(path, threads)
+            model = path
+            if calibration is not None:
+                import openvino as ov
+                model = quantize_openvino(ov.convert_model(path),
+                                          [c.numpy() for c in calibration])
+            compiled = compile_openvino(model, threads)
             run = lambda x: run_openvino(compiled, x)  # noqa: E731
 
     def forward(x: torch.Tensor):
-        outputs: List = [torch.from_numpy(o) for o in run(x.contiguous().numpy())]
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        return _single([torch.from_numpy(o) for o in run(x.contiguous().numpy())])
     return forward
+
+
+def _single(outputs: List[torch.Tensor]):
+    """One output as a tensor, several as a tuple (as the PyTorch module returns them)."""
+    return outputs[0] if len(outputs) == 1 else tuple(outputs)

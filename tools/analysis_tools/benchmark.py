@@ -3,8 +3,9 @@ deploy form.
 
 Usage: python tools/analysis_tools/benchmark.py [CONFIG ...] [--peers NAME ...|none] [--device cpu|cuda]
        [--batch-size N] [--input-size H W] [--amp] [--channels-last]
-       [--runtime eager|torchscript|inductor|onnxruntime|openvino ...] [--forms train deploy]
-       [--warmup W] [--runs R] [--threads T] [--out table.md] [--plot chart.png]
+       [--runtime eager|torchscript|inductor|onnxruntime|openvino|executorch ...] [--quantize]
+       [--forms train deploy] [--warmup W] [--runs R] [--threads T] [--out table.md]
+       [--plot chart.png]
 
 Without CONFIGs the four configs/cls/rapidnet_*_in1k.py are timed. Weights are random (speed does
 not depend on them); every form's outputs are compared with the eager training form's. Each
@@ -48,7 +49,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'worker process (default eager): torchscript = traced, frozen and '
                         'optimize_for_inference; inductor = torch.compile with freezing; '
                         'onnxruntime and openvino (CPU, fp32) = the form exported to ONNX by '
-                        'the exporter of tools/deployment/export.py --format onnx')
+                        'the exporter of tools/deployment/export.py --format onnx; executorch '
+                        '(CPU, fp32) = the form lowered to XNNPACK as --format executorch does')
+    parser.add_argument('--quantize', action='store_true',
+                        help='also time the static int8 deploy form under each of onnxruntime, '
+                        'openvino and executorch named in --runtime (calibrated on the '
+                        'packaged photographs, as export.py --quantize int8 by default)')
     parser.add_argument('--warmup', type=int, default=10, help='untimed runs first (10)')
     parser.add_argument('--runs', type=int, default=50,
                         help='timed runs at batch 1 (50); a fifth of them (at least 5) for the '
@@ -94,7 +100,8 @@ def main(argv=None) -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         settings = Settings(args.device, args.amp, args.channels_last, tuple(args.runtime),
-                            args.warmup, args.runs, args.threads or torch.get_num_threads())
+                            args.warmup, args.runs, args.threads or torch.get_num_threads(),
+                            args.quantize)
         settings.check()
         batches = [1] + ([args.batch_size] if args.batch_size else [])
         subjects = [subject_for_config(c) for c in args.configs]

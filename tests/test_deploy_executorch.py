@@ -1,0 +1,114 @@
+"""ExecuTorch export (tools/deployment/export.py --format executorch): the .pte runs here with
+ExecuTorch's runtime and equals PyTorch, every operator is delegated to XNNPACK, and bad
+requests are refused before anything is built."""
+import os.path as osp
+import sys
+from importlib import metadata
+
+import pytest
+from deploy_helpers import FILE_EXPORT_CASES, ExportTool, config_path, export_with_tool
+
+pytest.importorskip('executorch')
+
+from rapidnet_mm.deploy import executorch_export, input_normalization  # noqa: E402
+from rapidnet_mm.deploy import reference_outputs  # noqa: E402
+from rapidnet_mm.deploy.export_module import random_image  # noqa: E402
+
+tool = ExportTool('executorch')
+TI = config_path('cls', 'rapidnet_ti_in1k.py')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('config,task,extra,names', FILE_EXPORT_CASES)
+def test_pte_runs_here_equals_pytorch_and_is_fully_delegated(tmp_path, capsys, config, task,
+                                                             extra, names):
+    cfg, model, out = export_with_tool(tool, tmp_path, config, task, extra, 'm.pte')
+    printed = capsys.readouterr().out
+    assert 'ExecuTorch (XNNPACK, fp32) vs PyTorch max |diff|' in printed
+    assert 'in 1 delegate call(s); not delegated: none' in printed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['m.pte', 'w.pth']
+
+    size = tuple(int(v) for v in extra[1:3])
+    image = random_image(size, seed=5)
+    ref = reference_outputs(model.eval(), task, image, input_normalization(cfg))
+    got = executorch_export.load_pte(out)(image)
+    assert len(got) == len(names)
+    for r, g in zip(ref, got):
+        assert g.shape == r.shape
+        assert (r - g).abs().max() <= 1e-5 * r.abs().max()
+
+
+def refused(argv, capsys) -> str:
+    assert tool.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: ') and '\n' not in err
+    return err
+
+
+def test_missing_or_mismatched_install_is_one_line(tmp_path, capsys, monkeypatch):
+    out = str(tmp_path / 'x' / 'm.pte')
+    real = metadata.version
+
+    def missing(name):
+        if name == 'executorch':
+            raise metadata.PackageNotFoundError(name)
+        return real(name)
+    monkeypatch.setattr(executorch_export.metadata, 'version', missing)
+    err = refused([TI, '--out', out], capsys)
+    assert err == ('error: executorch is not installed; pip install executorch==1.5.1 '
+                   'torchao==0.18.0 (or the deploy extra: pip install -e .[deploy])')
+
+    monkeypatch.setattr(executorch_export.metadata, 'version',
+                        lambda name: '0.17.0' if name == 'torchao' else real(name))
+    err = refused([TI, '--out', out], capsys)
+    assert 'torchao 0.17.0 are installed' in err
+    assert err.endswith('pip install executorch==1.5.1 torchao==0.18.0 (or the deploy extra: '
+                        'pip install -e .[deploy])')
+
+    monkeypatch.setattr(executorch_export.metadata, 'version', real)
+    monkeypatch.setitem(sys.modules, 'executorch.runtime', None)  # a runtime that cannot load
+    err = refused([TI, '--out', out], capsys)
+    assert 'does not load beside torch' in err and 'pip install torch==2.14.1' in err
+    assert not osp.exists(tmp_path / 'x')
+
+
+def test_unavailable_delegates_are_refused(tmp_path, capsys, monkeypatch):
+    out = str(tmp_path / 'm.pte')
+    from executorch.runtime import Runtime
+    registry = type(Runtime.get().backend_registry)
+    monkeypatch.setattr(registry, 'is_available', lambda self, name: False)
+    err = refused([TI, '--out', out], capsys)
+    assert err.startswith('error: the installed ExecuTorch runtime has no XNNPACK backend')
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, 'executorch.backends.apple.coreml.partition', None)
+    err = refused([TI, '--out', out, '--delegate', 'coreml'], capsys)
+    assert err.startswith("error: ExecuTorch's Core ML delegate is not available")
+    assert err.endswith('pip install coremltools==9.0')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_requests_are_refused_before_building(tmp_path, capsys):
+    out = str(tmp_path / 'm.pte')
+    err = refused([TI, '--out', out, '--delegate', 'coreml', '--quantize', 'int8'], capsys)
+    assert '--format coreml --compress int8' in err
+    err = refused([TI, '--out', out, '--input-size', '100'], capsys)
+    assert 'input size 100x100 cannot be taken' in err
+    err = refused([TI, '--out', str(tmp_path / 'm.onnx')], capsys)
+    assert err == ('error: --out {!r}: --format executorch writes a ExecuTorch program file; '
+                   'name it *.pte'.format(str(tmp_path / 'm.onnx')))
+    err = refused([TI, '--out', out, '--opset', '13'], capsys)
+    assert err == ('error: --opset is an option of --format onnx, not of --format executorch: '
+                   'drop it')
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_core_ml_delegate_is_exported_and_said_to_run_on_apple_only(tmp_path, capsys):
+    pytest.importorskip('coremltools')
+    out = str(tmp_path / 'm.pte')
+    assert tool.main([TI, '--out', out, '--delegate', 'coreml', '--input-size', '64', '64']) == 0
+    printed = capsys.readouterr().out
+    assert 'delegated to coreml:' in printed and 'not delegated: none' in printed
+    assert 'runs on Apple devices only' in printed
+    assert 'the exported program (PyTorch) vs PyTorch max |diff|' in printed
+    assert osp.getsize(out) > 1e6
