@@ -66,9 +66,11 @@ def test_tool_refuses_amp_with_torchscript(capsys):
 
 
 @pytest.mark.parametrize('argv,message', [
-    (['--runtime', 'onnxruntime', '--amp'], "runtimes ['onnxruntime'] run the exported fp32"),
+    (['--runtime', 'onnxruntime', '--amp'], "runtimes ['onnxruntime'] run an exported fp32"),
     (['--runtime', 'openvino', '--channels-last'], 'drop --amp, --channels-last'),
     (['--threads', '0'], '--threads 0: give at least 1'),
+    (['--quantize'], "--quantize times the int8 form of ('onnxruntime', 'openvino', "
+                     "'executorch'): add one of them to --runtime"),
 ])
 def test_tool_refuses_bad_options_with_one_line(capsys, argv, message):
     assert tool.main(['--peers', 'none'] + argv) == 2

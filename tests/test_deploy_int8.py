@@ -26,7 +26,7 @@ def ti_classifier():
 def test_default_calibration_and_evaluation_images_are_distinct_photographs():
     calib = int8.calibration_images(None, SIZE, 'RGB')
     assert calib.shape == (len(PHOTOS) * VIEWS, 3, *SIZE)
-    evaluation = int8.evaluation_images(SIZE, 'RGB')
+    evaluation = int8.evaluation_images(calib)
     assert torch.equal(evaluation, calib.flip(3))  # the same views, mirrored
     assert not any(torch.equal(e, c) for e in evaluation for c in calib)
     assert torch.equal(sample_images(SIZE), calib[:VIEWS])  # grace_hopper first, unchanged
@@ -44,6 +44,11 @@ def test_calibration_folder(tmp_path):
     for i in range(3, 150):
         Image.new('RGB', (8, 8)).save(tmp_path / 'a' / f'{i}.png')
     assert len(int8.calibration_files(str(tmp_path))) == int8.MAX_CALIBRATION
+    calibration = int8.calibration_images(str(tmp_path), SIZE, 'RGB')
+    assert len(calibration) == int8.MAX_CALIBRATION
+    evaluation = int8.evaluation_images(calibration)
+    assert len(evaluation) == int8.MAX_EVALUATION
+    assert torch.equal(evaluation[1], calibration[4].flip(2))  # every 100 // 24-th, mirrored
 
 
 def test_agreement_and_floor():

@@ -1,5 +1,6 @@
-"""The file runtimes (onnxruntime, OpenVINO) behind tools/analysis_tools/benchmark.py, and its worker processes:
-outputs equal to the eager training form's, all runtimes in one table, and clear refusals."""
+"""The file runtimes (onnxruntime, OpenVINO, ExecuTorch) behind tools/analysis_tools/benchmark.py,
+their int8 forms, and its worker processes: outputs equal to the eager training form's, all
+runtimes in one table, and clear refusals."""
 import copy
 
 import pytest
@@ -30,7 +31,9 @@ def s_backbone() -> dict:
     return dict(train=train, deploy=deploy)
 
 
-@pytest.mark.parametrize('runtime', FILE_RUNTIMES)
+# ExecuTorch's lowering takes tens of seconds per model on 2 cores
+@pytest.mark.parametrize('runtime', [pytest.param(r, marks=pytest.mark.slow)
+                                     if r == 'executorch' else r for r in FILE_RUNTIMES])
 @pytest.mark.parametrize('build', [lambda: ti_classifier().forms, s_backbone],
                          ids=['ti_classifier', 's_backbone'])
 def test_file_runtimes_equal_the_eager_training_form(runtime, build):
@@ -52,9 +55,14 @@ def test_file_runtimes_refuse_training_mode_and_settings_they_cannot_take():
         with pytest.raises(RuntimeSetupError, match='needs an eval-mode module'):
             build_runtime(model, runtime, torch.zeros(1, 3, 64, 64))
     for bad in (dict(amp=True), dict(channels_last=True), dict(device='cuda')):
-        with pytest.raises(RuntimeSetupError, match=r"runtimes \['onnxruntime'\] run the "
-                           'exported fp32 ONNX file on the CPU'):
+        with pytest.raises(RuntimeSetupError, match=r"runtimes \['onnxruntime'\] run an "
+                           r'exported fp32 file \(ONNX, ExecuTorch\) on the CPU'):
             Settings(runtimes=('eager', 'onnxruntime'), **bad).check()
+    with pytest.raises(RuntimeSetupError, match='--quantize times the int8 form of'):
+        Settings(runtimes=('eager', 'torchscript'), quantize=True).check()
+    with pytest.raises(RuntimeSetupError, match='int8 needs one of the runtimes'):
+        build_runtime(RapidNet(TINY_ARCH).eval(), 'torchscript', torch.zeros(1, 3, 64, 64),
+                      [torch.zeros(1, 3, 64, 64)])
 
 
 def test_benchmark_onnxruntime_sessions_do_not_spin(monkeypatch):
@@ -102,5 +110,22 @@ def test_worker_processes_time_every_runtime_in_one_table():
         assert s.macs > 0 and fastest_exact(s) in labels
     assert gemm[1].runs == 2
     assert peak_macs(gemm[1]) == pytest.approx(GEMM_SIZE ** 3 / gemm[1].median_ms * 1e3)
-    assert any('5 worker processes taking turns' in line for line in logs)
+    assert any(f'{len(RUNTIMES)} worker processes taking turns' in line for line in logs)
     assert any('b deploy+openvino: ready in' in line for line in logs)
+
+
+@pytest.mark.slow
+def test_int8_entries_sit_beside_fp32_in_the_table():
+    """--quantize: an int8 deploy entry per int8 runtime, timed in the same rounds, compared
+    with the eager training form like every entry (close, not equal)."""
+    subjects = [tiny_subject('a', 0)]
+    settings = Settings(runtimes=('eager', 'openvino', 'executorch'), warmup=1, runs=2,
+                        threads=1, quantize=True)
+    measure(subjects, ['deploy'], [1], (64, 64), settings, print)
+    labels = {'deploy', 'deploy+openvino', 'deploy+executorch', 'deploy+openvino-int8',
+              'deploy+executorch-int8'}
+    assert set(subjects[0].results[1]) == labels == set(subjects[0].diffs)
+    assert all(subjects[0].diffs[n] < 1e-5 for n in labels if not n.endswith('-int8'))
+    assert all(1e-5 < subjects[0].diffs[n] < 0.2 for n in labels if n.endswith('-int8'))
+    assert fastest_exact(subjects[0]) in labels - {'deploy+openvino-int8',
+                                                    'deploy+executorch-int8'}

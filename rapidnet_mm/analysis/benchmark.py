@@ -226,9 +226,10 @@ class Settings:
                                     'in); time AMP with --runtime eager or inductor')
         files = [r for r in self.runtimes if r in FILE_RUNTIMES]
         if files and (self.amp or self.channels_last or self.device != 'cpu'):
-            raise RuntimeSetupError(f'runtimes {files} run the exported fp32 ONNX file on the CPU '
-                                    'in their own memory layout: drop --amp, --channels-last and '
-                                    '--device cuda, or time them separately')
+            raise RuntimeSetupError(f'runtimes {files} run an exported fp32 file (ONNX, '
+                                    'ExecuTorch) on the CPU in their own memory layout: drop '
+                                    '--amp, --channels-last and --device cuda, or time them '
+                                    'separately')
 
 
 INT8 = '-int8'  # label suffix of the int8 form of a runtime

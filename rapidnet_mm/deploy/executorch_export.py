@@ -265,7 +265,6 @@ def export_executorch(model: nn.Module, task: str, input_size: Tuple[int, int],
         summary = lower_module(module, example, out, delegate, list(calibration.split(1)))
         log(summary.format() + ' (int8 program)')
         report = int8.evaluate_int8(
-            model, task, norm, input_size, names, 'ExecuTorch (XNNPACK)', fp32_path, out,
-            run_fp32, load_pte(out), int8.describe_calibration(calib, len(calibration)), log,
-            min_psnr, min_pixel_agreement)
+            model, task, norm, names, 'ExecuTorch (XNNPACK)', fp32_path, out, run_fp32,
+            load_pte(out), calibration, calib, log, min_psnr, min_pixel_agreement)
         return ExecuTorchExport(out, osp.getsize(out), summary, check, report)

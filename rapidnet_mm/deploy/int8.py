@@ -7,9 +7,10 @@ Each runtime quantizes with its own tool (``executorch_export``: PT2E with the X
 symmetric int8 per output channel, activations int8 per tensor, calibrated on the calibration
 images (``--calib DIR``, or by default the photographs of :mod:`.photos`, several views each).
 
-Agreement is measured on other images than the default calibration set: the same views
-mirrored left-right. Classifiers: top-1 agreement and logit PSNR; backbones: PSNR per output;
-segmentors: the share of pixels whose class (argmax) is the same, and logit PSNR.
+Agreement is measured on images the quantizer did not see, from the same source: the calibration
+images mirrored left-right (at most :data:`MAX_EVALUATION` of them). Classifiers: top-1 agreement
+and logit PSNR; backbones: PSNR per output; segmentors: the share of pixels whose class (argmax)
+is the same, and logit PSNR.
 """
 import os
 import os.path as osp
@@ -30,6 +31,7 @@ DEFAULT_MIN_PSNR = 20.0
 DEFAULT_MIN_PIXEL_AGREEMENT = 0.9
 LATENCY_WARMUP, LATENCY_RUNS = 3, 20
 MAX_CALIBRATION = 100  # images taken from --calib, spread over the sorted list
+MAX_EVALUATION = 24  # calibration images that agreement is measured on, mirrored
 
 Runner = Callable[[torch.Tensor], List[torch.Tensor]]
 
@@ -99,9 +101,12 @@ def calibration_images(calib: Optional[str], input_size: Sequence[int],
     return to_batch(images, input_size, channel_order)
 
 
-def evaluation_images(input_size: Sequence[int], channel_order: str) -> torch.Tensor:
-    """The images agreement is measured on: the default calibration views, mirrored."""
-    return sample_images(input_size, channel_order, tuple(PHOTOS), mirrored=True)
+def evaluation_images(calibration: torch.Tensor) -> torch.Tensor:
+    """The images agreement is measured on: the calibration images (at most
+    :data:`MAX_EVALUATION`, spread over them) mirrored left-right."""
+    count = min(len(calibration), MAX_EVALUATION)
+    chosen = [i * len(calibration) // count for i in range(count)]
+    return calibration[chosen].flip(3)
 
 
 def class_map(logits: torch.Tensor) -> torch.Tensor:
@@ -145,7 +150,7 @@ class Int8Report:
 
     def format(self) -> str:
         lines = [f'  int8 ({self.runner}), calibrated on {self.calibration}; against fp32 on '
-                 f'{self.images} other photographs:']
+                 f'{self.images} of them mirrored:']
         if self.top1_agreement is not None:
             lines.append(f'    top-1 agreement {100 * self.top1_agreement:.1f}%')
         if self.pixel_agreement is not None:
@@ -221,9 +226,9 @@ def file_bytes(path: str) -> int:
 
 
 def evaluate_int8(model: torch.nn.Module, task: str, norm: InputNormalization,
-                  input_size: Sequence[int], names: List[str], runner: str,
-                  fp32_path: str, int8_path: str, run_fp32: Runner, run_int8: Runner,
-                  calibration: str, log: Callable[[str], None],
+                  names: List[str], runner: str, fp32_path: str, int8_path: str,
+                  run_fp32: Runner, run_int8: Runner, calibration: torch.Tensor,
+                  calib: Optional[str], log: Callable[[str], None],
                   min_psnr: Optional[float] = None,
                   min_pixel_agreement: Optional[float] = None) -> Int8Report:
     """Measure an int8 file against the fp32 model and its fp32 file, log it, and apply the
@@ -233,19 +238,19 @@ def evaluate_int8(model: torch.nn.Module, task: str, norm: InputNormalization,
         model: The PyTorch model (the reference).
         task: The export task.
         norm: The model's input normalisation.
-        input_size: ``(H, W)`` of the files.
         names: Output names.
         runner: The runtime's name for people.
         fp32_path, int8_path: The two files (for their sizes).
         run_fp32, run_int8: Each file's outputs for a 1x3xHxW pixel tensor.
-        calibration: What the file was calibrated on, in words.
+        calibration: The calibration images (:func:`calibration_images`).
+        calib: Where they came from (``--calib``; None: the packaged photographs).
         log: Progress printer.
         min_psnr, min_pixel_agreement: The floor (None: the defaults).
 
     Raises:
         ExportError: the int8 file is below the floor.
     """
-    images = evaluation_images(input_size, norm.channel_order)
+    images = evaluation_images(calibration)
     reference, outputs = [], []
     for i in range(len(images)):
         image = images[i:i + 1]
@@ -254,8 +259,8 @@ def evaluate_int8(model: torch.nn.Module, task: str, norm: InputNormalization,
     scores = agreement(task, reference, outputs)
     image = images[:1]
     ms_fp32, ms_int8 = median_latencies(lambda: run_fp32(image), lambda: run_int8(image))
-    report = Int8Report(int8_path, runner, task, names, len(images), calibration,
-                        file_bytes(fp32_path), file_bytes(int8_path), ms_fp32, ms_int8,
+    report = Int8Report(int8_path, runner, task, names, len(images),
+                        describe_calibration(calib, len(calibration)), file_bytes(fp32_path), file_bytes(int8_path), ms_fp32, ms_int8,
                         **scores)
     log(report.format())
     check_floor(report, min_psnr, min_pixel_agreement)

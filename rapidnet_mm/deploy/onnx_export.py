@@ -136,9 +136,8 @@ def export_onnx(model: nn.Module, task: str, input_size: Tuple[int, int],
         quantize_onnx(fp32_path, out, 'image', [c[None].numpy() for c in calibration])
         quantized = onnxruntime_session(out, torch.get_num_threads(), spin=False)
         result.int8 = int8.evaluate_int8(
-            model, task, norm, input_size, names, 'ONNX Runtime', fp32_path, out,
+            model, task, norm, names, 'ONNX Runtime', fp32_path, out,
             lambda x: fp32.run(None, {'image': x.numpy()}),
-            lambda x: quantized.run(None, {'image': x.numpy()}),
-            int8.describe_calibration(calib, len(calibration)), log, min_psnr,
-            min_pixel_agreement)
+            lambda x: quantized.run(None, {'image': x.numpy()}), calibration, calib, log,
+            min_psnr, min_pixel_agreement)
         return result

@@ -160,8 +160,7 @@ def export_openvino(model: nn.Module, task: str, input_size: Tuple[int, int],
         ov.save_model(quantized, out, compress_to_fp16=False)
         compiled = compile_openvino(out, threads)
         result.int8 = int8.evaluate_int8(
-            model, task, norm, input_size, names, 'OpenVINO (CPU)', fp32_xml, out,
+            model, task, norm, names, 'OpenVINO (CPU)', fp32_xml, out,
             lambda x: run_openvino(fp32, x.numpy()), lambda x: run_openvino(compiled, x.numpy()),
-            int8.describe_calibration(calib, len(calibration)), log, min_psnr,
-            min_pixel_agreement)
+            calibration, calib, log, min_psnr, min_pixel_agreement)
         return result

@@ -5,8 +5,7 @@ what the exporters check and calibrate on without downloading anything.
 - ``china`` and ``flower``: scikit-learn's sample images (640x427 scene and close-up).
 
 Each photograph gives :data:`VIEWS` views (the whole picture, three crops and a mirrored crop),
-every view resized to the input size. ``mirrored=True`` mirrors every view left-right: images
-that are not in the default calibration set (see ``int8``).
+every view resized to the input size.
 """
 from typing import Callable, Dict, Sequence
 
@@ -57,8 +56,7 @@ def to_batch(images: Sequence[Image.Image], input_size: Sequence[int],
 
 
 def sample_images(input_size: Sequence[int], channel_order: str = 'RGB',
-                  photos: Sequence[str] = ('grace_hopper', ),
-                  mirrored: bool = False) -> torch.Tensor:
+                  photos: Sequence[str] = ('grace_hopper', )) -> torch.Tensor:
     """:data:`VIEWS` views of each of ``photos`` (keys of :data:`PHOTOS`), in that order, as an
     Nx3xHxW batch of 8-bit pixel values in ``channel_order``.
 
@@ -66,9 +64,6 @@ def sample_images(input_size: Sequence[int], channel_order: str = 'RGB',
         input_size: ``(H, W)`` of every view.
         channel_order: 'RGB' or 'BGR'.
         photos: Which photographs.
-        mirrored: Mirror every view left-right.
     """
-    images = [v for name in photos for v in views(PHOTOS[name]())]
-    if mirrored:
-        images = [i.transpose(Image.FLIP_LEFT_RIGHT) for i in images]
-    return to_batch(images, input_size, channel_order)
+    return to_batch([v for name in photos for v in views(PHOTOS[name]())], input_size,
+                    channel_order)
