@@ -68,3 +68,24 @@ def export_with_tool(tool, tmp_path, config, task: str, extra: list, out_name: s
     out = str(tmp_path / out_name)
     assert tool.main([cfg_path, '--checkpoint', ckpt, '--task', task, '--out', out] + extra) == 0
     return cfg, model, out
+
+
+def import_executorch_at_collection() -> None:
+    """Import ExecuTorch's modules now, outside any test's output capture.
+
+    Some modules they import attach a logging handler to ``sys.stderr`` as it is at import time
+    (torch.fx's source matcher, coremltools.optimize.torch, huggingface_hub). Imported inside a
+    test that captures output, the handler keeps that test's capture stream, and a later test's
+    log record then fails on the closed stream ('--- Logging error ---' on stderr).
+    """
+    import importlib
+    from rapidnet_mm.deploy.executorch_export import import_executorch
+    import_executorch()
+    for name in ('executorch.backends.xnnpack.partition.xnnpack_partitioner',
+                 'executorch.backends.xnnpack.quantizer.xnnpack_quantizer',
+                 'executorch.backends.apple.coreml.partition', 'executorch.devtools.backend_debug',
+                 'torchao.quantization.pt2e.quantize_pt2e'):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # coremltools missing: its test skips
+            pass

@@ -1,12 +1,13 @@
 """--quantize int8 (ExecuTorch, ONNX Runtime, OpenVINO): calibration images, the files written
 and their report (size, latency, agreement with fp32), the agreement floor failing a
 quantization broken on purpose, and the refusals."""
+import importlib.util
 import os.path as osp
 
 import numpy as np
 import pytest
 import torch
-from deploy_helpers import ExportTool, config_path, perturb
+from deploy_helpers import ExportTool, config_path, import_executorch_at_collection, perturb
 
 from rapidnet_mm.config import build_model, load_model_config
 from rapidnet_mm.deploy import int8, input_normalization, onnx_export
@@ -15,6 +16,8 @@ from rapidnet_mm.deploy.formats import export_model
 from rapidnet_mm.deploy.photos import PHOTOS, VIEWS, sample_images
 
 TI = config_path('cls', 'rapidnet_ti_in1k.py')
+if importlib.util.find_spec('executorch'):
+    import_executorch_at_collection()
 SIZE = (64, 64)
 
 

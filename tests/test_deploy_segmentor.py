@@ -1,9 +1,14 @@
 """--task segmentor: backbone, neck, decode head and the resize to the input size, in every
 format, equal to mmseg's own inference (mmseg.apis.inference_model) on a photograph; and the
 tasks each kind of config refuses."""
+import importlib.util
+
+import mmseg.apis  # noqa: F401  (at collection: see import_executorch_at_collection's reason)
+import mmseg.models  # noqa: F401
 import pytest
 import torch
-from deploy_helpers import ExportTool, config_path, export_with_tool
+from deploy_helpers import (ExportTool, config_path, export_with_tool,
+                            import_executorch_at_collection)
 
 from rapidnet_mm.deploy import input_normalization
 from rapidnet_mm.deploy.export_module import mmseg_logits
@@ -13,6 +18,8 @@ from rapidnet_mm.deploy.photos import sample_images
 SEG = ('seg', 'fpn_rapidnet_ti_ade20k.py')
 SIZE = (64, 96)
 FILES = {'onnx': 'm.onnx', 'openvino': 'm.xml', 'torchscript': 'm.pt', 'executorch': 'm.pte'}
+if importlib.util.find_spec('executorch'):
+    import_executorch_at_collection()
 
 
 def class_maps_equal_except_ties(ref: torch.Tensor, got: torch.Tensor) -> int:
@@ -25,6 +32,7 @@ def class_maps_equal_except_ties(ref: torch.Tensor, got: torch.Tensor) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize('fmt', sorted(FILES))
 def test_segmentor_file_equals_mmseg_inference_on_a_photograph(tmp_path, capsys, fmt):
+    pytest.importorskip({'onnx': 'onnxruntime'}.get(fmt, fmt if fmt != 'torchscript' else 'torch'))
     extra = ['--input-size', *map(str, SIZE)]
     cfg, model, out = export_with_tool(ExportTool(fmt), tmp_path, SEG, 'segmentor', extra,
                                        FILES[fmt])

@@ -82,7 +82,7 @@ def test_torchscript_export_bad_input_exits_with_one_line(tmp_path, capsys):
     assert '--format torchscript writes a TorchScript file; name it *.pt' in capsys.readouterr().err
     assert tool.main([config_path('det', 'maskrcnn_rapidnet_s_coco.py'), '--out',
                       str(tmp_path / 'x.pt')]) == 2
-    assert '--task classifier needs an mmpretrain image classifier' in capsys.readouterr().err
+    assert 'MaskRCNN is an mmdet detector: only --task backbone exports' in capsys.readouterr().err
     assert not osp.exists(tmp_path / 'x.pt')
 
 

@@ -104,7 +104,7 @@ def check_task(model: nn.Module, task: str) -> None:
         if not isinstance(model, ImageClassifier) or getattr(model, 'head', None) is None:
             raise ExportError(f'--task classifier needs an mmpretrain image classifier with a '
                               f'head, got {type(model).__name__}; export segmentation models '
-                              'with --task segmentor or backbone')
+                              'with --task segmentor (or --task backbone)')
 
 
 def check_input_size(size: Sequence[int]) -> Tuple[int, int]:
