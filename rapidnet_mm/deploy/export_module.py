@@ -236,8 +236,11 @@ def prepare_export(model: nn.Module, task: str, input_size: Sequence[int],
     check_eval_mode(model)
     neck = head = None
     if task == 'segmentor':
-        neck = copy.deepcopy(model.neck) if model.with_neck else None
-        head = SegmentorHead(copy.deepcopy(model.decode_head), input_size)
+        # BatchNorms of the neck and head folded into their convs (mmcv's fuse_conv_bn), as the
+        # backbone's are: Core ML's converter would fold them itself under new weight names
+        from mmcv.cnn import fuse_conv_bn
+        neck = fuse_conv_bn(copy.deepcopy(model.neck)) if model.with_neck else None
+        head = SegmentorHead(fuse_conv_bn(copy.deepcopy(model.decode_head)), input_size)
     timm_net = timm_network(model, task)
     if timm_net is not None:
         return _prepare_timm_export(timm_net, norm, dilated_as_dense, mean_in_graph, neck, head)

@@ -188,8 +188,9 @@ def load_exported(fmt: str, path: str) -> Callable[[torch.Tensor], List[torch.Te
 
 
 def _point_at(result, out: str) -> None:
-    """Replace the staging path in a result (and its report) by the final one."""
-    for holder in (result, getattr(result, 'report', None)):
+    """Replace the staging path in a result (and its Core ML or int8 report) by the final
+    one."""
+    for holder in (result, getattr(result, 'report', None), getattr(result, 'int8', None)):
         if holder is not None and hasattr(holder, 'path'):
             holder.path = out
 
