@@ -1,8 +1,9 @@
-"""Deployment: reparameterise, check, and export RapidNet models (Core ML, ONNX, TorchScript),
-run them under an inference runtime, and time them.
+"""Deployment: reparameterise, check, and export RapidNet models (Core ML, ExecuTorch, ONNX,
+OpenVINO, TorchScript; static int8 for ExecuTorch, ONNX and OpenVINO), run them under an inference
+runtime, and time them.
 
-Core ML and ONNX live in their own modules (``coreml``, ``onnx_export``) so that importing this
-package does not import coremltools or onnxruntime.
+Each format lives in its own module (``coreml``, ``executorch_export``, ``onnx_export``, ...) so
+that importing this package does not import coremltools, executorch or onnxruntime.
 """
 from .dilated import dense_equivalent, dilated_to_dense
 from .export_module import (TASKS, ExportError, ExportModule, Numerics, check_eval_mode,

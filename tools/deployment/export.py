@@ -78,8 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     quant.add_argument('--quantize', choices=QUANTIZE,
                        help='int8 weights (per channel) and activations, calibrated on --calib; '
                        'reports size, latency and agreement against fp32')
-    quant.add_argument('--calib', metavar='DIR', help='folder of calibration images (default: '
-                       'views of the photographs scikit-learn and matplotlib ship)')
+    quant.add_argument('--calib', metavar='DIR', help='folder of calibration images, subfolders '
+                       'included, at most 100 used (default: views of the photographs '
+                       'scikit-learn and matplotlib ship)')
     quant.add_argument('--min-pixel-agreement', type=float, metavar='F',
                        help='--task segmentor: fail when under this share of pixels keeps its '
                        f'class (default {DEFAULT_MIN_PIXEL_AGREEMENT:g})')
