@@ -70,22 +70,32 @@ def export_with_tool(tool, tmp_path, config, task: str, extra: list, out_name: s
     return cfg, model, out
 
 
-def import_executorch_at_collection() -> None:
-    """Import ExecuTorch's modules now, outside any test's output capture.
 
-    Some modules they import attach a logging handler to ``sys.stderr`` as it is at import time
-    (torch.fx's source matcher, coremltools.optimize.torch, huggingface_hub). Imported inside a
-    test that captures output, the handler keeps that test's capture stream, and a later test's
-    log record then fails on the closed stream ('--- Logging error ---' on stderr).
+def set_up_logging_at_collection() -> None:
+    """Create the loggers that the exporters' libraries attach to ``sys.stdout``/``sys.stderr``
+    now, outside any test's output capture.
+
+    mmengine's current MMLogger and some modules that ExecuTorch and mmseg import (torch.fx's
+    source matcher, coremltools.optimize.torch, huggingface_hub) bind a stream handler to the
+    stream of the moment. Created inside a test that captures output, the handler keeps that
+    test's capture stream, and a later test's log record then fails on the closed stream
+    ('--- Logging error ---' on stderr).
     """
     import importlib
-    from rapidnet_mm.deploy.executorch_export import import_executorch
-    import_executorch()
-    for name in ('executorch.backends.xnnpack.partition.xnnpack_partitioner',
-                 'executorch.backends.xnnpack.quantizer.xnnpack_quantizer',
-                 'executorch.backends.apple.coreml.partition', 'executorch.devtools.backend_debug',
-                 'torchao.quantization.pt2e.quantize_pt2e'):
+    import importlib.util
+
+    from mmengine.logging import MMLogger
+    MMLogger.get_current_instance()
+    names = ['mmseg.apis', 'mmseg.models']
+    if importlib.util.find_spec('executorch'):
+        from rapidnet_mm.deploy.executorch_export import import_executorch
+        import_executorch()
+        names += ['executorch.backends.xnnpack.partition.xnnpack_partitioner',
+                  'executorch.backends.xnnpack.quantizer.xnnpack_quantizer',
+                  'executorch.backends.apple.coreml.partition',
+                  'executorch.devtools.backend_debug', 'torchao.quantization.pt2e.quantize_pt2e']
+    for name in names:
         try:
             importlib.import_module(name)
-        except ImportError:  # coremltools missing: its test skips
+        except ImportError:  # an optional package missing: the tests that need it skip
             pass

@@ -7,10 +7,10 @@ from importlib import metadata
 
 import pytest
 from deploy_helpers import (FILE_EXPORT_CASES, ExportTool, config_path, export_with_tool,
-                            import_executorch_at_collection)
+                            set_up_logging_at_collection)
 
 pytest.importorskip('executorch')
-import_executorch_at_collection()
+set_up_logging_at_collection()
 
 from rapidnet_mm.deploy import executorch_export, input_normalization  # noqa: E402
 from rapidnet_mm.deploy import reference_outputs  # noqa: E402

@@ -1,14 +1,10 @@
 """--task segmentor: backbone, neck, decode head and the resize to the input size, in every
 format, equal to mmseg's own inference (mmseg.apis.inference_model) on a photograph; and the
 tasks each kind of config refuses."""
-import importlib.util
-
-import mmseg.apis  # noqa: F401  (at collection: see import_executorch_at_collection's reason)
-import mmseg.models  # noqa: F401
 import pytest
 import torch
 from deploy_helpers import (ExportTool, config_path, export_with_tool,
-                            import_executorch_at_collection)
+                            set_up_logging_at_collection)
 
 from rapidnet_mm.deploy import input_normalization
 from rapidnet_mm.deploy.export_module import mmseg_logits
@@ -18,8 +14,7 @@ from rapidnet_mm.deploy.photos import sample_images
 SEG = ('seg', 'fpn_rapidnet_ti_ade20k.py')
 SIZE = (64, 96)
 FILES = {'onnx': 'm.onnx', 'openvino': 'm.xml', 'torchscript': 'm.pt', 'executorch': 'm.pte'}
-if importlib.util.find_spec('executorch'):
-    import_executorch_at_collection()
+set_up_logging_at_collection()
 
 
 def class_maps_equal_except_ties(ref: torch.Tensor, got: torch.Tensor) -> int:
