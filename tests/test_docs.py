@@ -14,7 +14,8 @@ from typing import Dict, Iterator, List, Set, Tuple
 import pytest
 from tool_helpers import REPO, load_tool
 
-DOCS = ['README.md'] + sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'docs', '*.md')))
+DOCS = ['README.md'] + sorted(osp.relpath(p, REPO)
+                              for p in glob.glob(osp.join(REPO, 'docs', '*.md')))
 # Top-level folders whose paths the docs name relative to the repository root.
 TOP = ('tools', 'configs', 'rapidnet_mm', 'docs', 'tests', 'requirements', '.ci')
 PATH = re.compile(r'(?<![\w./:~-])((?:%s)/[\w./*{},-]*)' % '|'.join(re.escape(t) for t in TOP))
