@@ -42,7 +42,7 @@ def test_config_loads_and_builds(config):
     assert model.backbone.deploy == ('/deploy/' in config)
 
 
-# Spec section 1: exact parameters (with dist_head), conv + linear MACs at 224x224, and the
+# The paper's variants: exact parameters (with dist_head), conv + linear MACs at 224x224, and the
 # parameters of the stem and stages alone (what --backbone-only counts).
 VARIANTS = {
     'ti': (6_627_840, 617_469_312, 5_485_616),

@@ -1,5 +1,6 @@
-"""The four ADE20K Semantic FPN configs: the recipe of spec section 3, one loss + predict step on
-CPU, backbone initialisation from a converted classification checkpoint, BN behaviour."""
+"""The four ADE20K Semantic FPN configs: the authors' recipe (docs/segmentation.md), one loss +
+predict step on CPU, backbone initialisation from a converted classification checkpoint, BN
+behaviour."""
 import math
 import os.path as osp
 

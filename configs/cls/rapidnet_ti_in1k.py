@@ -1,7 +1,8 @@
 # RapidNet-Ti on ImageNet-1K: the paper's 76.3% top-1 (0.6 GMACs, 6.6M params; Table 1 and the
-# abstract), trained with the authors' recipe (spec section 3) and DeiT-style hard distillation
-# from RegNetY-16GF. Global batch assumed: 2048 = 16 GPUs x 128 images (lr 2e-3 per 1024 images
-# -> 4e-3). On another number of GPUs pass --auto-scale-lr to keep lr = 2e-3 x batch / 1024.
+# abstract), trained with the authors' recipe (docs/classification.md) and DeiT-style hard
+# distillation from RegNetY-16GF. Global batch assumed: 2048 = 16 GPUs x 128 images (lr 2e-3 per
+# 1024 images -> 4e-3). On another number of GPUs pass --auto-scale-lr to keep
+# lr = 2e-3 x batch / 1024.
 # Where mmpretrain's implementation differs from the authors' timm script: docs/classification.md.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',

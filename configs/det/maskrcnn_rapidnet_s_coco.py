@@ -19,7 +19,7 @@ model = dict(
         arch='s',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        # the per-block rates the authors' code actually trained with (spec section 1)
+        # the per-block rates the authors' code actually trained with (docs/reproduction.md)
         drop_path_schedule='original',
         # Nothing frozen and BN statistics updating, as in the original: its backbone turned
         # every BN into SyncBN and its norm_eval guard only caught plain BatchNorm2d, so the

@@ -37,7 +37,7 @@ model = dict(
         arch='m',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        # the per-block rates the authors' code actually trained with (spec section 1)
+        # the per-block rates the authors' code actually trained with (docs/reproduction.md)
         drop_path_schedule='original',
         frozen_stages=-1,
         norm_eval=False,

@@ -1,4 +1,4 @@
-"""The authors' checkpoint layouts -> rapidnet_mm's (spec section 2).
+"""The authors' checkpoint layouts (classification, mmdet 2.x, mmseg 0.x) -> rapidnet_mm's.
 
 :func:`convert_checkpoint` finds the format module (``classification``, ``detection``,
 ``segmentation``, tried in that order) whose ``matches`` accepts a loaded file and returns its

@@ -1,4 +1,4 @@
-"""Convert an authors' RapidNet checkpoint (spec section 2) to an mmengine checkpoint.
+"""Convert an authors' RapidNet checkpoint (as published) to an mmengine checkpoint.
 
 Classification files (``RapidNet_{Ti,S,M,B}.pth``) load with ``strict=True`` into the model of
 ``configs/cls/rapidnet_{ti,s,m,b}_in1k.py``; EMA weights are taken by default (``--weights raw``

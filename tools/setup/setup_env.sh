@@ -183,9 +183,9 @@ if ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
   step "3/5 mmcv ${MMCV_VERSION}: using the cached wheel in $WHEEL_DIR"
 else
   if [ "$DEVICE" = cuda ]; then
-    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (58 CUDA units more than the CPU build, each once per architecture; sm_90 alone took 19-71 min on 2 cores here, idle to loaded)"
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (58 CUDA units more than the CPU build, each once per architecture; sm_90 alone took 19-71 min on 2 cores, idle to loaded)"
   else
-    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (4.5-35 min on 2 cores here, idle to loaded)"
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (4.5-35 min on 2 cores, idle to loaded)"
   fi
   build_mmcv
 fi
