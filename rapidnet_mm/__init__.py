@@ -8,6 +8,7 @@ from .console import quiet_known_noise
 quiet_known_noise()
 
 from . import compat  # noqa: E402,F401  (torch.load safe globals for mmengine checkpoints)
+from . import schedulers  # noqa: E402,F401  (TimmCosineLR: the authors' ImageNet lr curve)
 from .checkpoints.initializer import RapidNetPretrained  # noqa: E402
 from .models import ARCH_SETTINGS, RapidNet, RapidNetClsHead, RapidNetDistiller  # noqa: E402
 from .registration import registered  # noqa: E402
