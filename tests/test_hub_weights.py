@@ -337,3 +337,74 @@ def test_tools_test_evaluates_the_authors_segmentor_by_url(hub, tmp_path):
         assert torch.equal(a['seg_logits']['data'], b['seg_logits']['data'])
     assert hub.downloads(AUTHORS_FILES['segmentation']['m']) == 1
     assert not [p for _, p, _ in hub.requests if p.endswith('/RapidNet_M.pth')]
+
+
+@pytest.mark.slow
+def test_tools_test_evaluates_the_authors_classifier_by_url(hub, tmp_path):
+    """The authors' ImageNet file (4 classes here) by URL through tools/test.py: its EMA weights,
+    converted in memory, predict exactly what the same weights converted to a file predict."""
+    import mmengine
+
+    from cls_helpers import NUM_CLASSES, make_imagenet, run_tool, tiny_config
+    raw = randomize_(OriginalRapidNet('ti', num_classes=NUM_CLASSES), seed=51).eval()
+    ema = randomize_(OriginalRapidNet('ti', num_classes=NUM_CLASSES), seed=52).eval()
+    ckpt = authors_checkpoint(raw, ema)
+    hub.add(REPO, 'RapidNet_Ti.pth', ckpt)
+    make_imagenet(str(tmp_path / 'imagenet'), {'val': 2})
+    config = tiny_config('configs/cls/rapidnet_ti_in1k.py', str(tmp_path / 'cfg.py'),
+                         str(tmp_path / 'imagenet'), None)
+    converted = tmp_path / 'rapidnet_ti_converted.pth'
+    torch.save({'state_dict': classification.convert(ckpt).state_dict}, converted)
+    results = {}
+    for seed, (name, checkpoint) in enumerate((('url', 'hf://SLDGroup/RapidNet/RapidNet_Ti.pth'),
+                                               ('converted', str(converted)))):
+        out = tmp_path / f'{name}.pkl'
+        # another seed per run: runs that did not load the same weights would differ
+        run = run_tool([sys.executable, osp.join(ROOT, 'tools/test.py'), config, checkpoint,
+                        '--work-dir', str(tmp_path / name), '--out', str(out), '--cfg-options',
+                        f'randomness.seed={seed + 1}'], timeout=900)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        results[name] = (run.stdout + run.stderr, mmengine.load(str(out)))
+    assert "weights: the authors' classification checkpoint of RapidNet-ti, converted in " \
+        "memory; converted the ema weights ('state_dict_ema')" in results['url'][0]
+    by_url, by_file = results['url'][1], results['converted'][1]
+    assert len(by_url) == len(by_file) == 2 * NUM_CLASSES
+    for a, b in zip(by_url, by_file):
+        assert a['img_path'] == b['img_path']
+        assert torch.equal(a['pred_score'], b['pred_score'])
+
+
+def test_test_tool_reads_either_layout_and_refuses_foreign_files(hub, authors_ti, tmp_path):
+    """What tools/test.py does before and after building the Runner."""
+    from types import SimpleNamespace
+
+    from rapidnet_mm.runner import ConfigError, load_test_weights, read_test_checkpoint
+    ckpt, data, _ = authors_ti
+    hub.add(REPO, 'RapidNet_Ti.pth', data)
+    cfg = Config(dict(load_from=None))
+    loaded = read_test_checkpoint(cfg, TI_URL)
+    assert loaded.conversion.kind == 'classification' and cfg.load_from is None
+    ours = tmp_path / 'ours.pth'
+    torch.save({'state_dict': {'weight': torch.ones(2, 3), 'bias': torch.zeros(2)}}, ours)
+    loaded = read_test_checkpoint(cfg, str(ours))
+    assert loaded.conversion is None and cfg.load_from == str(ours)  # mmengine loads it
+    runner = SimpleNamespace(model=torch.nn.Linear(3, 2))
+    load_test_weights(runner, loaded, str(ours))  # shares keys with the model: mmengine's turn
+    foreign = tmp_path / 'foreign.pth'
+    torch.save({'state_dict': {'conv1.weight': torch.ones(1)}}, foreign)
+    with pytest.raises(CheckpointLayoutError) as err:
+        load_test_weights(runner, read_test_checkpoint(cfg, str(foreign)), str(foreign))
+    assert str(err.value).splitlines() == [
+        f"{foreign} fits neither layout: not an authors' RapidNet checkpoint and none of its "
+        "tensors belongs to this config's Linear; its keys are (1 keys):", '  conv1.weight']
+    for checkpoint, weights, expected in (
+            (str(tmp_path / 'nope.pth'), 'ema',
+             f"error: checkpoint not found: {tmp_path / 'nope.pth'}"),
+            (str(ours), 'raw', "error: weights='raw' applies to the authors' ImageNet files; this "
+                               'mmengine checkpoint holds a single set of weights'),
+            ('hf://SLDGroup/RapidNet/none.pth', 'ema',
+             "error: hf://SLDGroup/RapidNet/none.pth: the Hub repository SLDGroup/RapidNet has no "
+             "file 'none.pth' at revision 'main' (404)")):
+        with pytest.raises(ConfigError) as err:
+            read_test_checkpoint(cfg, checkpoint, weights)
+        assert str(err.value).startswith(expected), str(err.value)
