@@ -13,8 +13,9 @@ Usage: python tools/test.py CONFIG CHECKPOINT [--weights ema|raw] [--work-dir DI
 import argparse
 
 from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
-                                enable_test_visualization, load_config, load_test_weights,
-                                read_test_checkpoint, run_reporting_config_errors)
+                                check_sync_bn, enable_test_visualization, load_config,
+                                load_test_weights, read_test_checkpoint,
+                                run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,6 +52,7 @@ def main() -> None:
     elif args.show_score_thr is not None:
         raise ConfigError('--show-score-thr needs --show-dir')
     check_data_roots(cfg, ['test_dataloader'])
+    check_sync_bn(cfg)  # before the weights are read (or downloaded)
     loaded = read_test_checkpoint(cfg, args.checkpoint, args.weights)
     print(f'weights: {loaded.source}')
 
