@@ -58,6 +58,8 @@ if __name__ == '__main__':
             'mmengine>=0.10,<0.11',
             'mmpretrain>=1.2,<1.3',
             'timm>=1.0',
+            # weights by Hub URL; tested with 2.4.0 (and 0.36.2's downloads and errors)
+            'huggingface_hub>=0.36,<3',
         ],
         extras_require={
             'det': ['mmdet>=3.3,<3.4', 'mmcv>=2.1,<2.2', 'pycocotools'],

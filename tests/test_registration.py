@@ -46,7 +46,7 @@ def test_registered_everywhere():
     from rapidnet_mm import RapidNet
     for registry in (DET, SEG, PRE):
         assert registry.get('RapidNet') is RapidNet
-    assert set(registered) == {'mmpretrain', 'mmdet', 'mmseg'}
+    assert set(registered) == {'mmpretrain', 'mmdet', 'mmseg', 'timm'}
 
 
 @pytest.mark.parametrize('arch', ['ti', 's'])

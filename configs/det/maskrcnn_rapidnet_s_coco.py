@@ -7,10 +7,12 @@ _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
-# ImageNet-1K weights: the authors' RapidNet_S.pth as published (EMA weights, converted in memory
-# by RapidNetPretrained) or a file converted with tools/model_converters/convert_official.py; only the backbone's
-# tensors are loaded, all of them. See docs/detection.md.
-pretrained = 'checkpoints/RapidNet_S.pth'
+# ImageNet-1K weights: the authors' RapidNet_S.pth as published on the Hugging Face Hub (downloaded
+# into huggingface_hub's cache; EMA weights, converted in memory by RapidNetPretrained). A local
+# copy, or a file converted with tools/model_converters/convert_official.py, works too:
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH. Only the backbone's tensors are loaded,
+# all of them. See docs/detection.md.
+pretrained = 'https://huggingface.co/SLDGroup/RapidNet/resolve/main/RapidNet_S.pth'
 
 model = dict(
     backbone=dict(

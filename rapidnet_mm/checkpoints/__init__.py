@@ -11,6 +11,7 @@ from typing import List
 
 from .backbone import convert_original_state, map_backbone_key, map_head_key
 from .common import CheckpointLayoutError, Conversion, detect_arch
+from .hub import CheckpointDownloadError, fetch_checkpoint
 
 FORMAT_MODULES = ('classification', 'detection', 'segmentation')
 
@@ -57,6 +58,6 @@ def convert_checkpoint(ckpt: dict, **options) -> Conversion:
                                 f'(tried: {tried}); its top-level keys are', sorted(map(str, ckpt)))
 
 
-__all__ = ['CheckpointLayoutError', 'Conversion', 'FORMAT_MODULES', 'convert_checkpoint',
-           'convert_original_state', 'detect_arch', 'format_modules', 'map_backbone_key',
-           'map_head_key']
+__all__ = ['CheckpointDownloadError', 'CheckpointLayoutError', 'Conversion', 'FORMAT_MODULES',
+           'convert_checkpoint', 'convert_original_state', 'detect_arch', 'fetch_checkpoint',
+           'format_modules', 'map_backbone_key', 'map_head_key']

@@ -1,8 +1,10 @@
 """Reading a weights file whatever its layout: the authors' (converted in memory by the format
 modules, exactly as ``tools/model_converters/convert_official.py`` converts it) or ours (an mmengine checkpoint,
-e.g. what ``tools/model_converters/convert_official.py`` or ``tools/train.py`` wrote).
+e.g. what ``tools/model_converters/convert_official.py`` or ``tools/train.py`` wrote), from a local
+path or a URL (downloaded by :mod:`.hub`).
 
-Used by the ``RapidNetPretrained`` weight initialiser and by ``tools/infer.py``.
+Used by the ``RapidNetPretrained`` weight initialiser, ``tools/test.py``, ``tools/infer.py`` and
+timm's ``pretrained=True``.
 """
 import argparse
 import os.path as osp
@@ -13,6 +15,7 @@ import torch
 
 from . import convert_checkpoint, format_modules
 from .common import CheckpointLayoutError, Conversion
+from .hub import LOCAL_COPY, fetch_checkpoint
 
 AUTHORS_WEIGHT_SETS = ('ema', 'raw')
 
@@ -28,22 +31,32 @@ def load_checkpoint_file(path: str) -> dict:
         return torch.load(path, map_location='cpu', weights_only=True)
 
 
-def read_checkpoint_file(path: str) -> dict:
-    """:func:`load_checkpoint_file` with one-line errors for a missing or unreadable file.
+def read_checkpoint_file(path: str, instead: str = LOCAL_COPY) -> dict:
+    """:func:`load_checkpoint_file` of a local file or a URL, with one-line errors.
+
+    Args:
+        path: A local path, a Hugging Face Hub location or another http(s) URL (see
+            :func:`~rapidnet_mm.checkpoints.hub.fetch_checkpoint`).
+        instead: How to give a local copy instead of a URL, for the error messages.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
+        FileNotFoundError: no file at a local ``path``.
+        CheckpointDownloadError: a URL that cannot be downloaded.
         CheckpointLayoutError: the file cannot be read as a (safe) PyTorch checkpoint.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
+    local = fetch_checkpoint(path, instead)
     try:
-        return load_checkpoint_file(path)
+        return load_checkpoint_file(local)
     except Exception as err:  # noqa: BLE001  (any unpickling failure is one clear message)
         text = str(err).strip()
         first = text.splitlines()[0] if text else type(err).__name__
-        raise CheckpointLayoutError(f'cannot read {path} as a PyTorch checkpoint: {first}') \
-            from err
+        if local == path:
+            raise CheckpointLayoutError(f'cannot read {path} as a PyTorch checkpoint: {first}') \
+                from err
+        raise CheckpointLayoutError(
+            f'cannot read {path} as a PyTorch checkpoint ({first}): the download, '
+            f'{osp.realpath(local)}, is truncated or not a checkpoint; delete that file to '
+            f'download it again, or {instead}') from err
 
 
 @dataclass
