@@ -4,7 +4,6 @@ e.g. what ``tools/model_converters/convert_official.py`` or ``tools/train.py`` w
 
 Used by the ``RapidNetPretrained`` weight initialiser and by ``tools/infer.py``.
 """
-import argparse
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -13,6 +12,7 @@ import torch
 
 from . import convert_checkpoint, format_modules
 from .common import CheckpointLayoutError, Conversion
+from .safe_load import AUTHORS_GLOBALS, load_weights_only
 
 AUTHORS_WEIGHT_SETS = ('ema', 'raw')
 
@@ -21,11 +21,10 @@ def load_checkpoint_file(path: str) -> dict:
     """``torch.load(weights_only=True)`` that also allows exactly ``argparse.Namespace``.
 
     The authors' training files pickle their arguments as a Namespace; mmengine's own checkpoint
-    types are allowed by :mod:`rapidnet_mm.compat` on import. Anything else stays refused
+    types are allowed too (:mod:`.safe_load`, on every torch). Anything else stays refused
     (``pickle.UnpicklingError``).
     """
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location='cpu', weights_only=True)
+    return load_weights_only(path, 'cpu', extra=AUTHORS_GLOBALS)
 
 
 def read_checkpoint_file(path: str) -> dict:
