@@ -49,24 +49,25 @@ def _torch_loads_weights_only_by_default() -> bool:
 
 
 def _no_weights_only_asked() -> bool:
-    # torch >= 2.6 reads this to load everything (trusted files only); so does our stand-in.
+    # torch >= 2.6 reads this to load everything (trusted files only); so do the loaders below.
     return os.getenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '0').lower() in ('1', 'y', 'yes', 'true')
 
 
-def _load_local_weights_only(filename: str, map_location=None):
-    """mmengine's local-file loader, reading through :func:`load_weights_only`."""
+def load_from_local_weights_only(filename: str, map_location=None):
+    """mmengine's local-file loader, reading through :func:`load_weights_only` (mmengine logs
+    the name after ``load_from_`` as the backend)."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     if _no_weights_only_asked():
-        return torch.load(filename, map_location=map_location)
+        return torch.load(filename, map_location=map_location, weights_only=False)
     return load_weights_only(filename, map_location)
 
 
-def _load_http_weights_only(filename: str, map_location=None, model_dir=None,
-                            progress: bool = os.isatty(0)):
+def load_from_http_weights_only(filename: str, map_location=None, model_dir=None,
+                                progress: bool = os.isatty(0)):
     """mmengine's http(s) loader (download into torch's hub cache, local rank 0 first), reading
-    the file through :func:`_load_local_weights_only`."""
+    the file through :func:`load_from_local_weights_only`."""
     from mmengine.dist import get_dist_info
     model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
     cached = osp.join(model_dir, osp.basename(urlparse(filename).path))
@@ -83,20 +84,21 @@ def _load_http_weights_only(filename: str, map_location=None, model_dir=None,
         torch.distributed.barrier()
         if rank > 0:
             download()
-    return _load_local_weights_only(cached, map_location)
+    return load_from_local_weights_only(cached, map_location)
 
 
 def load_mmengine_checkpoints_weights_only() -> None:
     """On torch < 2.6, where ``torch.load`` unpickles anything unless told otherwise, make
     mmengine's loaders of local files and http(s) URLs (``load_from``, ``resume``,
     ``Pretrained`` initialisers, ``tools/test.py``'s checkpoint) read as torch >= 2.6 does by
-    default: weights only, plus mmengine's own checkpoint types. ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``
-    lifts it, as it does torch's default. Other mmengine schemes (``open-mmlab://``, ``s3://``,
-    ...) keep mmengine's own loader."""
+    default: weights only, plus mmengine's own checkpoint types.
+    ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` lifts it, as it lifts torch's default. Other mmengine
+    schemes (``open-mmlab://``, ``torchvision://``, ``s3://``, ...) keep mmengine's own loader.
+    """
     from mmengine.runner import CheckpointLoader
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_local_weights_only, force=True)
+    CheckpointLoader.register_scheme(prefixes='', loader=load_from_local_weights_only, force=True)
     CheckpointLoader.register_scheme(prefixes=('http://', 'https://'),
-                                     loader=_load_http_weights_only, force=True)
+                                     loader=load_from_http_weights_only, force=True)
 
 
 allow_mmengine_checkpoint_globals()

@@ -8,7 +8,10 @@ there :class:`RestrictedUnpickler` reads the file: Python's unpickler whose ``fi
 only way a pickle reaches a class or function) admits torch's own weights-only globals and the
 ones named here, and refuses everything else with ``pickle.UnpicklingError``.
 """
+import _compat_pickle
 import argparse
+import codecs
+import collections
 import contextlib
 import os
 import pickle
@@ -18,6 +21,13 @@ import torch
 
 # the training arguments the authors' files pickle
 AUTHORS_GLOBALS = (argparse.Namespace, )
+
+# What torch >= 2.4's weights-only unpickler admits besides torch's own types and torch 2.1's
+# does not: torch.save's pickle protocol 2 writes bytes (numpy arrays' data) as
+# _codecs.encode(str, 'latin1') and sets, bytearrays, complex numbers and Counters through their
+# constructors. mmdet's checkpoints hold a Counter.
+PLAIN_GLOBALS = (codecs.encode, bytearray, set, complex, collections.Counter,
+                 collections.OrderedDict)
 
 # torch >= 2.5: a scoped allow-list for torch.load(weights_only=True)
 TORCH_HAS_SAFE_GLOBALS = hasattr(torch.serialization, 'safe_globals')
@@ -52,11 +62,11 @@ def _global_names(obj: Any) -> List[str]:
 
 def admitted_globals(extra: Sequence[Any] = ()) -> Dict[str, Any]:
     """What :class:`RestrictedUnpickler` admits, by the name a pickle uses: torch's own
-    weights-only globals (tensors, storages, dtypes, ``OrderedDict``), mmengine's checkpoint
-    types and ``extra``."""
+    weights-only globals (tensors, storages, dtypes), :data:`PLAIN_GLOBALS`, mmengine's
+    checkpoint types and ``extra``."""
     from torch._weights_only_unpickler import _get_allowed_globals  # in every torch 1.13-2.x
     admitted = dict(_get_allowed_globals())
-    for obj in [*mmengine_checkpoint_globals(), *extra]:
+    for obj in [*PLAIN_GLOBALS, *mmengine_checkpoint_globals(), *extra]:
         admitted.update((name, obj) for name in _global_names(obj))
     return admitted
 
@@ -69,6 +79,11 @@ class RestrictedUnpickler(pickle.Unpickler):
     described = 'tensors'  # what ``admitted`` holds, for the refusal
 
     def find_class(self, module: str, name: str) -> Any:
+        # Python 2 names that protocol 2 writes (__builtin__.set), mapped as pickle's own
+        # find_class maps them, which this one replaces.
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         key = f'{module}.{name}'
         if key in self.admitted:
             return self.admitted[key]
@@ -81,7 +96,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 def restricted_pickle_module(extra: Sequence[Any] = ()) -> Any:
     """A module-like object for ``torch.load(pickle_module=...)``: its ``Unpickler`` is a
     :class:`RestrictedUnpickler` admitting :func:`admitted_globals` ``(extra)``."""
-    described = ', '.join(['tensors', 'numpy arrays', "mmengine's checkpoint types",
+    described = ', '.join(['tensors', 'plain containers', 'numpy arrays',
+                           "mmengine's checkpoint types",
                            *(_global_names(obj)[0] for obj in extra)])
     unpickler = type('RestrictedUnpickler', (RestrictedUnpickler, ),
                      dict(admitted=admitted_globals(extra), described=described))
