@@ -10,6 +10,8 @@ from rapidnet_mm.config import build_model, load_model_config
 from rapidnet_mm.deploy import reparameterize_model
 from rapidnet_mm.config import ConfigError
 
+pytestmark = pytest.mark.core
+
 SIZE = 64
 tool = load_tool('deployment/reparameterize')
 
