@@ -11,6 +11,8 @@ from rapidnet_mm import ARCH_SETTINGS, RapidNet, RapidNetClsHead
 from rapidnet_mm.models.layers import LayerScale
 from rapidnet_mm.models.rapidnet import drop_path_rates
 
+pytestmark = pytest.mark.core
+
 # The authors' variants, computed from the original definition (tests/original_layout.py).
 BACKBONE_PARAMS = {'ti': 5_485_616, 's': 8_070_864, 'm': 16_113_120, 'b': 28_696_704}
 CLASSIFIER_PARAMS = {'ti': 6_627_840, 's': 9_213_088, 'm': 17_304_496, 'b': 30_556_496}

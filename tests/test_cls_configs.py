@@ -11,6 +11,8 @@ from mmpretrain.registry import MODELS
 
 from cls_helpers import PYTHON, ROOT, run_tool
 
+pytestmark = pytest.mark.core
+
 CONFIGS = sorted(osp.relpath(p, ROOT)
                  for p in glob.glob(osp.join(ROOT, 'configs/cls/**/*.py'), recursive=True))
 

@@ -9,6 +9,8 @@ from rapidnet_mm import RapidNet, RapidNetClsHead
 from rapidnet_mm.config import ConfigError, build_model, load_model_config
 from rapidnet_mm.deploy import reparameterize_model
 
+pytestmark = pytest.mark.core
+
 SIZE = 64
 tool = load_tool('deployment/reparameterize')
 

@@ -7,6 +7,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from det_helpers import DET_CONFIGS, build_detector, load_cfg, synthetic_batch
 from rapidnet_mm.models.rapidnet import ARCH_SETTINGS
 
+pytestmark = pytest.mark.core
+
 # Fewer RoI samples than COCO's 512 keep the mask head cheap on CPU; nothing else changes.
 CHEAP = {'model.train_cfg.rcnn.sampler.num': 64}
 

@@ -10,6 +10,8 @@ from tool_helpers import REPO
 
 import rapidnet_mm.analysis.results as collect_results
 
+pytestmark = pytest.mark.core
+
 
 def all_configs():
     """Every config file under configs/ (no helper files such as _base_/ exist; skipped if any)."""

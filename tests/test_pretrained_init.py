@@ -12,6 +12,8 @@ from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import CheckpointLayoutError, classification
 from rapidnet_mm.models import RapidNet
 
+pytestmark = pytest.mark.core
+
 X = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(5))
 
 

@@ -15,6 +15,8 @@ from mmseg.structures import SegDataSample
 from rapidnet_mm.models.rapidnet import ARCH_SETTINGS
 from original_layout import randomize_
 
+pytestmark = pytest.mark.core
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ARCHS = ('ti', 's', 'm', 'b')
 

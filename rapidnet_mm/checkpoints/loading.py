@@ -6,7 +6,6 @@ path or a URL (downloaded by :mod:`.hub`).
 Used by the ``RapidNetPretrained`` weight initialiser, ``tools/test.py``, ``tools/infer.py`` and
 timm's ``pretrained=True``.
 """
-import argparse
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -16,6 +15,7 @@ import torch
 from . import convert_checkpoint, format_modules
 from .common import CheckpointLayoutError, Conversion
 from .hub import LOCAL_COPY, fetch_checkpoint
+from .safe_load import AUTHORS_GLOBALS, load_weights_only
 
 AUTHORS_WEIGHT_SETS = ('ema', 'raw')
 
@@ -24,11 +24,10 @@ def load_checkpoint_file(path: str) -> dict:
     """``torch.load(weights_only=True)`` that also allows exactly ``argparse.Namespace``.
 
     The authors' training files pickle their arguments as a Namespace; mmengine's own checkpoint
-    types are allowed by :mod:`rapidnet_mm.compat` on import. Anything else stays refused
+    types are allowed too (:mod:`.safe_load`, on every torch). Anything else stays refused
     (``pickle.UnpicklingError``).
     """
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location='cpu', weights_only=True)
+    return load_weights_only(path, 'cpu', extra=AUTHORS_GLOBALS)
 
 
 def read_checkpoint_file(path: str, instead: str = LOCAL_COPY) -> dict:

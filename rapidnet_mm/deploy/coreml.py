@@ -24,6 +24,7 @@ from .coreml_compress import (check_compression, compress_mlmodel, format_psnr, 
 from .export_module import (ExportError, Numerics, check_numerics, describe, output_names,
                             prepare_export)
 from .normalization import InputNormalization
+from .torch_support import CPU_FP16_TORCH, require_torch
 
 PRECISIONS = ('fp16', 'fp32')
 # ML programs need iOS 15 or newer; names as in coremltools' ct.target.
@@ -123,6 +124,8 @@ def check_request(precision: str = 'fp16', min_target: str = 'iOS16',
                   benchmark: Optional[int] = None, metadata: Optional[dict] = None) -> None:
     """Refuse options that cannot work together, before a model is built (the arguments of
     :func:`export_coreml`)."""
+    require_torch(CPU_FP16_TORCH, '--format coreml',
+                  "it checks the model's FP16 numerics on CPU, in half-precision kernels")
     check_options(precision, min_target)
     check_compression(compress, precision, min_target, MIN_TARGETS)
     check_min_psnr(compress, min_psnr)

@@ -1,5 +1,6 @@
 """ONNX export of the same export module as Core ML (mean subtracted in the graph, 1/std folded
 into the first conv), checked with onnxruntime against the PyTorch model."""
+import inspect
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -18,9 +19,13 @@ def write_onnx(module: nn.Module, example: torch.Tensor, out: str, input_name: s
     """The one ONNX exporter of the project (``--format onnx``, the OpenVINO export and
     the benchmark's onnxruntime/openvino runtimes): the TorchScript-based ``torch.onnx.export``
     at the fixed shape of ``example``."""
+    # torch >= 2.5 has both exporters (and from 2.9 defaults to the dynamo one); before, the
+    # TorchScript-based one is the only one and `dynamo` no keyword.
+    legacy = {'dynamo': False} if 'dynamo' in inspect.signature(torch.onnx.export).parameters \
+        else {}
     with torch.no_grad():
         torch.onnx.export(module, (example, ), out, input_names=[input_name],
-                          output_names=list(output_names), opset_version=opset, dynamo=False)
+                          output_names=list(output_names), opset_version=opset, **legacy)
 
 
 def onnxruntime_session(path: str, threads: Optional[int] = None, spin: bool = True):
