@@ -25,6 +25,8 @@ from rapidnet_mm.checkpoints.hub import (AUTHORS_FILES, CheckpointDownloadError,
                                          authors_url, fetch_checkpoint, parse_hub_location)
 from rapidnet_mm.checkpoints.loading import read_checkpoint_file, read_weights
 
+pytestmark = pytest.mark.core  # also run in the torch 2.1 stack
+
 REPO = 'SLDGroup/RapidNet'
 TI_URL = 'https://huggingface.co/SLDGroup/RapidNet/resolve/main/RapidNet_Ti.pth'
 X = torch.randn(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))

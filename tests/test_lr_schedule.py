@@ -13,6 +13,8 @@ from timm.scheduler import CosineLRScheduler
 
 import rapidnet_mm  # noqa: F401  (registers TimmCosineLR)
 
+pytestmark = pytest.mark.core  # also run in the torch 2.1 stack
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Every config that claims the authors' recipe (the ablations and deploy forms inherit it).
 RECIPE_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/cls/rapidnet_*_in1k.py'))

@@ -21,6 +21,8 @@ from rapidnet_mm.checkpoints.hub import authors_url
 from rapidnet_mm.models import RapidNet
 from rapidnet_mm.models.timm_models import TIMM_NAMES, RapidNetTimm, register_timm_models
 
+pytestmark = pytest.mark.core  # also run in the torch 2.1 stack
+
 REPO = 'SLDGroup/RapidNet'
 
 
