@@ -52,20 +52,26 @@ if __name__ == '__main__':
         package_data={'rapidnet_mm': ['.mim/configs/**/*.py', '.mim/configs/**/*.yml',
                                    '.mim/tools/**/*.py', '.mim/tools/**/*.sh',
                                    '.mim/model-index.yml', '.mim/docs/*.md']},
-        # The exact, tested versions are in requirements/stack.txt; these are the ranges we need.
+        # The ranges between the two tested stacks: requirements/stack.txt (torch 2.14.1,
+        # numpy 2) and requirements/torch2.1.txt (torch 2.1.2, numpy 1.26; the `core` tests).
         install_requires=[
-            'torch>=2.0',
+            'torch>=2.1',
+            'torchvision>=0.16',
+            'numpy>=1.26',
             'mmengine>=0.10,<0.11',
             'mmpretrain>=1.2,<1.3',
-            'timm>=1.0',
+            'timm>=1.0,<2',
+            # weights by Hub URL; tested with 2.4.0 (and 0.36.2's downloads and errors)
+            'huggingface_hub>=0.36,<3',
         ],
         extras_require={
             'det': ['mmdet>=3.3,<3.4', 'mmcv>=2.1,<2.2', 'pycocotools'],
             'seg': ['mmsegmentation>=1.2,<1.3', 'mmcv>=2.1,<2.2', 'ftfy', 'regex'],
-            # openvino pinned: IR export and the benchmark runtime are tested with 2026.4.1 only;
-            # nncf: OpenVINO's int8, tested with 3.4.0;
-            # executorch + torchao: the .pte export and its int8, tested as this pair beside
-            # torch 2.14.1 (the exporter refuses other versions with the pip line to run)
+            # tested on the torch 2.14 stack only; --format coreml needs torch >= 2.2 (FP16 check
+            # on CPU); openvino pinned: IR export and the benchmark runtime are tested with
+            # 2026.4.1 only; nncf: OpenVINO's int8, tested with 3.4.0; executorch + torchao: the
+            # .pte export and its int8, tested as this pair beside torch 2.14.1 (the exporter
+            # refuses other versions with the pip line to run)
             'deploy': ['coremltools>=9.0', 'scikit-learn', 'onnx', 'onnxruntime',
                        'openvino==2026.4.1', 'nncf==3.4.0', 'executorch==1.5.1',
                        'torchao==0.18.0'],

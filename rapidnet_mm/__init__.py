@@ -8,10 +8,15 @@ from .console import quiet_known_noise
 quiet_known_noise()
 
 from . import compat  # noqa: E402,F401  (torch.load safe globals for mmengine checkpoints)
+from . import schedulers  # noqa: E402,F401  (TimmCosineLR: the authors' ImageNet lr curve)
 from .checkpoints.initializer import RapidNetPretrained  # noqa: E402
 from .models import ARCH_SETTINGS, RapidNet, RapidNetClsHead, RapidNetDistiller  # noqa: E402
+from .models.timm_models import register_timm_models  # noqa: E402
 from .registration import registered  # noqa: E402
 from .version import __version__  # noqa: E402
+
+# timm.create_model('rapidnet_s', ...) and the authors' names ('RapidNet_S', ...)
+registered['timm'] = register_timm_models()
 
 # The aligned test resize lives in mmseg's TRANSFORMS: only when mmseg is installed (a failure
 # inside an installed mmseg is not hidden).

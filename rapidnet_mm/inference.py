@@ -19,6 +19,7 @@ import torch
 from mmengine.config import Config
 
 from .checkpoints.common import CheckpointLayoutError, check_fits
+from .checkpoints.hub import CheckpointDownloadError
 from .checkpoints.loading import CheckpointWeights, read_checkpoint_file, read_weights
 
 TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmseg': 'segmentation'}
@@ -78,10 +79,12 @@ def resolve_device(device: Optional[str]) -> str:
 
 
 def load_weights(path: str, weights: str = 'ema') -> CheckpointWeights:
-    """Our state dict from ``path`` in either layout (the authors' converted in memory)."""
+    """Our state dict from ``path`` (a local file or a URL, see
+    :func:`~rapidnet_mm.checkpoints.hub.fetch_checkpoint`) in either layout (the authors'
+    converted in memory)."""
     try:
         return read_weights(read_checkpoint_file(path), weights=weights)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, CheckpointDownloadError) as err:
         raise InferenceError(str(err)) from None
     except CheckpointLayoutError as err:
         raise InferenceError(f'{path}: {err}') from None
@@ -331,7 +334,8 @@ def build_predictor(config: str, checkpoint: str, device: Optional[str] = None,
 
     Args:
         config: A classification, detection or segmentation config (``default_scope`` picks).
-        checkpoint: Our (mmengine) checkpoint or the authors' original file.
+        checkpoint: Our (mmengine) checkpoint or the authors' original file: a local path or a
+            URL (a Hugging Face Hub file is downloaded into huggingface_hub's cache).
         device: 'cpu', 'cuda' or None (CUDA when available).
         cfg_options: Config overrides (``--cfg-options``).
         weights: 'ema' or 'raw' for the authors' ImageNet files.

@@ -69,26 +69,43 @@ def check_data_roots(cfg: Config, loaders: List[str]) -> None:
 
 
 def _pretrained_checkpoints(node, path: str) -> Iterable:
-    """Yield (setting, checkpoint) for every ``Pretrained``/``RapidNetPretrained`` init_cfg
-    under ``node``."""
+    """Yield (setting, init_cfg) for every ``Pretrained``/``RapidNetPretrained`` init_cfg under
+    ``node``."""
     if isinstance(node, dict):
         init_cfg = node.get('init_cfg')
         for i, item in enumerate(init_cfg if isinstance(init_cfg, list) else [init_cfg]):
             if isinstance(item, dict) and item.get('type') in PRETRAINED_INIT_TYPES:
                 # list items as --cfg-options names them: init_cfg.0
                 where = f'{path}.init_cfg' + (f'.{i}' if isinstance(init_cfg, list) else '')
-                yield where, item.get('checkpoint')
+                yield where, item
         for key, value in node.items():
             if isinstance(value, dict):
                 yield from _pretrained_checkpoints(value, f'{path}.{key}')
 
 
 def check_pretrained_checkpoints(cfg: Config) -> None:
-    """Stop with a clear message, before anything is built, when a ``Pretrained`` or
+    """Before anything is built: stop with a clear message when a ``Pretrained`` or
     ``RapidNetPretrained`` init_cfg of the model names a local file that does not exist (mmengine
-    would fail after building)."""
-    for setting, path in _pretrained_checkpoints(cfg.get('model'), 'model'):
-        if isinstance(path, str) and '://' not in path and not osp.isfile(path):
+    would fail after building), and download the weights a ``RapidNetPretrained`` URL names
+    (into huggingface_hub's cache for the Hub: :mod:`rapidnet_mm.checkpoints.hub`), so that a
+    download that fails stops the run here, naming the setting. mmengine's ``Pretrained`` reads
+    its URLs (``open-mmlab://``, ``torchvision://``, http) itself."""
+    from .checkpoints.hub import CheckpointDownloadError, fetch_checkpoint, is_remote
+    for setting, init_cfg in _pretrained_checkpoints(cfg.get('model'), 'model'):
+        path = init_cfg.get('checkpoint')
+        if not isinstance(path, str):
+            continue
+        if is_remote(path):
+            if init_cfg['type'] != 'RapidNetPretrained':
+                continue
+            name = path.rstrip('/').rsplit('/', 1)[-1]
+            try:
+                local = fetch_checkpoint(path, instead=f'pass a local copy: --cfg-options '
+                                         f'{setting}.checkpoint=/path/to/{name}')
+            except CheckpointDownloadError as err:
+                raise ConfigError(f'pretrained weights ({setting}.checkpoint): {err}') from None
+            print(f'pretrained weights ({setting}.checkpoint): {path} -> {local}')
+        elif not osp.isfile(path):
             raise ConfigError(
                 f'pretrained weights {path!r} ({setting}.checkpoint) do not exist; put the '
                 "authors' ImageNet file there as published (a file converted by "
@@ -178,6 +195,68 @@ def build_runner(cfg: Config):
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
+
+
+def read_test_checkpoint(cfg: Config, checkpoint: str, weights: str = 'ema'):
+    """Read the weights ``tools/test.py`` evaluates: a local path or a URL (downloaded by
+    :mod:`rapidnet_mm.checkpoints.hub`), in the authors' layout or ours.
+
+    A checkpoint in our names becomes ``cfg.load_from`` (the local file), which mmengine's Runner
+    loads as always, its hooks included (e.g. the EMA hook's swap). An authors' file is converted
+    in memory, exactly as ``tools/model_converters/convert_official.py`` converts it, and
+    :func:`load_test_weights` loads it into the built model.
+
+    Args:
+        cfg: The test config (``load_from`` is set here for checkpoints in our names).
+        checkpoint: The path or URL given on the command line.
+        weights: 'ema' or 'raw', for the authors' ImageNet files.
+
+    Returns:
+        The :class:`~rapidnet_mm.checkpoints.loading.CheckpointWeights` read.
+
+    Raises:
+        ConfigError: a missing file, a failed download, an unreadable file or one that fits no
+            layout (its keys listed), or ``weights`` that does not apply to the file.
+    """
+    from .checkpoints import CheckpointDownloadError, CheckpointLayoutError, fetch_checkpoint
+    from .checkpoints.loading import read_checkpoint_file, read_weights
+    try:
+        loaded = read_weights(read_checkpoint_file(checkpoint), weights=weights)
+        if loaded.conversion is None:
+            cfg.load_from = fetch_checkpoint(checkpoint)  # the local (cached) file
+    except CheckpointLayoutError as err:
+        raise ConfigError(f'{checkpoint}: {err}') from None
+    except (FileNotFoundError, CheckpointDownloadError, ValueError) as err:
+        raise ConfigError(str(err)) from None
+    return loaded
+
+
+def load_test_weights(runner, loaded, checkpoint: str) -> None:
+    """After :func:`build_runner`, before ``runner.test()``: load converted authors' weights
+    strictly into the model; for a checkpoint in our names (loaded by mmengine from
+    ``load_from``), stop if none of its tensors belongs to the model (a foreign file, keys
+    listed), which mmengine's non-strict loading would only warn about.
+
+    Raises:
+        CheckpointLayoutError: a file that fits neither layout, or converted weights that do
+            not fit the config's model (missing, unexpected or misshapen tensors listed).
+    """
+    import re
+
+    from mmengine.model import is_model_wrapper
+
+    from .checkpoints import CheckpointLayoutError
+    from .inference import load_into
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    if loaded.conversion is not None:
+        load_into(model, loaded, checkpoint)
+        return
+    own = set(model.state_dict())
+    if not {re.sub(r'^module\.', '', k) for k in loaded.state_dict} & own:
+        raise CheckpointLayoutError(
+            f"{checkpoint} fits neither layout: not an authors' RapidNet checkpoint and none of "
+            f"its tensors belongs to this config's {type(model).__name__}; its keys are",
+            sorted(loaded.state_dict))
 
 
 def _own_value_error(err: BaseException) -> Optional[ValueError]:

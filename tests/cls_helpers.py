@@ -6,59 +6,17 @@ import os.path as osp
 import socket
 import subprocess
 import sys
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-import numpy as np
 import torch
+
+# the tiny dataset, teacher and pipeline resizing live in the package (the GPU check uses them)
+from rapidnet_mm.datasets.tiny_imagenet import (NUM_CLASSES, TINY_TEACHER,  # noqa: F401
+                                                make_imagenet, make_teacher_checkpoint,
+                                                scale_sizes)
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PYTHON = sys.executable
-NUM_CLASSES = 4
-TINY_TEACHER = 'test_resnet'  # a timm model of ~0.5M parameters standing in for regnety_160
-# A distinct colour per class, so that the task is learnable and predictions are not constant.
-COLOURS = [(220, 40, 40), (40, 200, 40), (40, 60, 220), (230, 220, 50)]
-
-
-def make_imagenet(root: str, per_class: Dict[str, int], size: int = 64, seed: int = 0) -> None:
-    """An ImageNet-layout dataset: ``{split}/{wnid}/*.JPEG`` plus ``meta/{split}.txt``."""
-    from PIL import Image
-    rng = np.random.default_rng(seed)
-    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
-    for split, count in per_class.items():
-        lines = []
-        for label, colour in enumerate(COLOURS[:NUM_CLASSES]):
-            wnid = f'n{label:08d}'
-            os.makedirs(osp.join(root, split, wnid), exist_ok=True)
-            for i in range(count):
-                noise = rng.integers(-30, 30, (size, size, 3))
-                pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-                name = f'{wnid}/{split}_{wnid}_{i}.JPEG'
-                Image.fromarray(pixels).save(osp.join(root, split, name), format='JPEG')
-                lines.append(f'{name} {label}')
-        with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
-            f.write('\n'.join(lines) + '\n')
-
-
-def make_teacher_checkpoint(path: str, arch: str = TINY_TEACHER, seed: int = 0) -> torch.nn.Module:
-    """Save a randomly initialised timm model as DeiT's teacher file does (``{'model': ...}``)."""
-    import timm
-    torch.manual_seed(seed)
-    teacher = timm.create_model(arch, pretrained=False, num_classes=NUM_CLASSES)
-    torch.save({'model': teacher.state_dict()}, path)
-    return teacher
-
-
-def scale_sizes(node, sizes: Dict[int, int]):
-    """Replace crop/resize sizes in a pipeline (224 -> 64 etc.) wherever they occur."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in ('scale', 'crop_size') and value in sizes:
-                node[key] = sizes[value]
-            else:
-                scale_sizes(value, sizes)
-    elif isinstance(node, list):
-        for item in node:
-            scale_sizes(item, sizes)
 
 
 def tiny_config(base: str, out_path: str, data_root: str, teacher_ckpt: Optional[str],
@@ -108,7 +66,7 @@ def run_tool(args: List[str], timeout: int = 600, env: Optional[dict] = None,
 
 
 def authors_checkpoint(model: torch.nn.Module, ema: torch.nn.Module) -> dict:
-    """The dict the authors' training script saves (spec section 2)."""
+    """The dict the authors' training script saves (rapidnet_mm/checkpoints/classification.py)."""
     return {
         'state_dict': model.state_dict(),
         'state_dict_ema': ema.state_dict(),

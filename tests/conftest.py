@@ -7,6 +7,9 @@ import pytest
 # other (and from the subprocesses some tests start): measured 28-49 s per Mask R-CNN step
 # against 6.5-7.8 s with passive waiting. Must be set before torch is imported.
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
+# No test may reach the internet: huggingface_hub (the configs' weight URLs, timm's pretrained)
+# reads only its cache, unless a test's Hub stand-in on 127.0.0.1 (hub_standin.py) says otherwise.
+os.environ['HF_HUB_OFFLINE'] = '1'
 
 # tests import helpers that live beside them (original_layout.py)
 sys.path.insert(0, os.path.dirname(__file__))

@@ -1,5 +1,5 @@
-"""An independent, plain-PyTorch RapidNet written from the spec with the *authors'* parameter
-names (spec section 2), for tests only.
+"""An independent, plain-PyTorch RapidNet written from the paper and the authors' code, with the
+*authors'* parameter names, for tests only.
 
 It serves two purposes: checkpoints synthesised from it have exactly the layout of the published
 files (so the converters are tested on that layout), and its outputs are the reference that a

@@ -11,7 +11,9 @@ from rapidnet_mm import ARCH_SETTINGS, RapidNet, RapidNetClsHead
 from rapidnet_mm.models.layers import LayerScale
 from rapidnet_mm.models.rapidnet import drop_path_rates
 
-# Spec section 1, computed from the original definition.
+pytestmark = pytest.mark.core
+
+# The authors' variants, computed from the original definition (tests/original_layout.py).
 BACKBONE_PARAMS = {'ti': 5_485_616, 's': 8_070_864, 'm': 16_113_120, 'b': 28_696_704}
 CLASSIFIER_PARAMS = {'ti': 6_627_840, 's': 9_213_088, 'm': 17_304_496, 'b': 30_556_496}
 NO_DIST_PARAMS = {'ti': 6_114_840, 's': 8_700_088, 'm': 16_791_496, 'b': 29_787_496}
@@ -54,7 +56,7 @@ def test_exact_parameter_counts(arch):
     assert n_params(classifier(arch, distillation=False)) == NO_DIST_PARAMS[arch]
 
 
-def test_variant_table_is_the_spec():
+def test_variant_table_is_the_papers():
     assert ARCH_SETTINGS['ti']['blocks'] == ((2, 0), (2, 0), (6, 2), (2, 2))
     assert ARCH_SETTINGS['b']['channels'] == (64, 128, 224, 416)
     assert ARCH_SETTINGS['b']['embed_dims'] == 768

@@ -72,3 +72,58 @@ def test_cuda_build_env_puts_cccl_first():
                   'echo "$CUDA_HOME $CPATH"; echo "${PATH%%:*}"')
     assert result.stdout.split('\n')[:2] == [
         '/tk /tk/include/cccl:/tk/include:/venv/nvidia/cu13/include:/old', '/tk/bin']
+
+
+def torch_headers(root: Path, text: str) -> Path:
+    (root / 'ATen').mkdir(parents=True)
+    (root / 'ATen' / 'ATen.h').write_text(f'#pragma once\n{text}\n')
+    return root
+
+
+def test_cxx_standard_is_patched_only_where_torchs_headers_need_it(tmp_path):
+    # torch 2.1's and torch 2.14's ATen.h say, in these words, what they need
+    cxx17 = torch_headers(tmp_path / '2.1', '#error C++17 or later compatible compiler is '
+                          'required to use ATen.')
+    cxx20 = torch_headers(tmp_path / '2.14', '#error C++20 or later compatible compiler is '
+                          'required to use ATen.')
+    assert bash(f'mmcv_cxx_std {cxx17}').stdout == ''
+    assert bash(f'mmcv_cxx_std {cxx20}').stdout.strip() == '-std=c++20'
+    silent = torch_headers(tmp_path / 'other', '#include <c10/core/Device.h>')
+    assert 'names no required C++ standard' in bash(f'mmcv_cxx_std {silent}').stderr
+    assert 'is torch installed' in bash(f'mmcv_cxx_std {tmp_path / "none"}').stderr
+
+    setup_py = "extra_compile_args = {'cxx': ['-std=c++14']}\nflags = ['-std=c++17']\n"
+    for std, expected in (('', setup_py), ('-std=c++20', setup_py.replace('c++14', 'c++20')
+                                           .replace('c++17', 'c++20'))):
+        src = tmp_path / f'src{std}'
+        src.mkdir()
+        (src / 'setup.py').write_text(setup_py)
+        result = bash(f'MMCV_CXX_STD="{std}"; patch_mmcv_sources {src} cpu')
+        assert result.returncode == 0, result.stderr
+        assert (src / 'setup.py').read_text() == expected
+
+
+def test_wheel_keys_of_the_two_stacks():
+    main = bash('MMCV_CXX_STD=-std=c++20; mmcv_wheel_dir /c 2.14.1+cu130 cpu py311').stdout.strip()
+    # the key the main stack's wheel caches already hold: changing it rebuilds mmcv everywhere
+    assert main == '/c/wheels/mmcv-2.1.0_torch-2.14.1+cu130_cpu_py311_b2db95bb'
+    torch21 = bash('mmcv_wheel_dir /c 2.1.2+cu121 cpu py311').stdout.strip()
+    assert torch21.startswith('/c/wheels/mmcv-2.1.0_torch-2.1.2+cu121_cpu_py311_')
+    # mmcv's own flags and the patched ones never share a key, even for the same torch
+    unpatched = bash('mmcv_wheel_dir /c 2.14.1+cu130 cpu py311').stdout.strip()
+    assert unpatched != main and unpatched.rsplit('_', 1)[0] == main.rsplit('_', 1)[0]
+
+
+@pytest.mark.parametrize('args,error', [
+    (['--stack', 'torch2.0'], "error: unknown stack 'torch2.0': use --stack main or --stack "
+     'torch2.1'),
+    (['--stack'], 'error: --stack needs a value: main or torch2.1'),
+    (['--venv', 'x'], "error: unknown argument '--venv': use --stack main or --stack torch2.1"),
+])
+def test_setup_env_refuses_bad_arguments_before_doing_anything(tmp_path, args, error):
+    result = subprocess.run(['bash', str(ROOT / 'tools' / 'setup' / 'setup_env.sh'), *args],
+                            capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, RAPIDNET_MM_VENV=str(tmp_path / 'venv'),
+                                     RAPIDNET_MM_CACHE=str(tmp_path / 'cache')))
+    assert (result.returncode, result.stderr.strip()) == (2, error)
+    assert not (tmp_path / 'venv').exists() and not (tmp_path / 'cache').exists()

@@ -7,6 +7,8 @@ from rapidnet_mm import RapidNet
 from rapidnet_mm.checkpoints import convert_original_state
 from original_layout import OriginalDownstreamBackbone, OriginalRapidNet, randomize_
 
+pytestmark = pytest.mark.core
+
 
 def assert_same(a, b, tol=1e-10):
     """Exact up to float64 rounding (float32 would differ by ~1e-6 relative over the depth)."""

@@ -17,6 +17,8 @@ from rapidnet_mm.checkpoints import CheckpointLayoutError, convert_checkpoint
 from cls_helpers import PYTHON, ROOT, authors_checkpoint, run_tool
 from original_layout import OriginalRapidNet, randomize_
 
+pytestmark = pytest.mark.core
+
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 # Randomised weights give logits of order 1-10 through up to 33 residual blocks; the two
 # implementations sum in different orders, so float32 agreement is ~1e-3, not bit-exact.

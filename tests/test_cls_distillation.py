@@ -11,6 +11,8 @@ from rapidnet_mm.models import RapidNetDistiller
 from rapidnet_mm.models.distillation import MissingTeacherError, teacher_setup_problem
 from cls_helpers import NUM_CLASSES, TINY_TEACHER, make_teacher_checkpoint
 
+pytestmark = pytest.mark.core
+
 
 def build(teacher_ckpt, distillation=True, num_classes=NUM_CLASSES):
     torch.manual_seed(0)

@@ -1,5 +1,5 @@
-"""tools/analysis_tools/collect_results.py on synthetic work dirs laid out exactly as mmengine 0.10 writes them
-(checked against real runs of tools/train.py and tools/test.py on this machine)."""
+"""tools/analysis_tools/collect_results.py on synthetic work dirs laid out exactly as mmengine 0.10
+writes them (checked against real runs of tools/train.py and tools/test.py)."""
 import json
 import os
 import os.path as osp

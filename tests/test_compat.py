@@ -1,12 +1,16 @@
-"""mmengine checkpoints load and resume under torch's weights_only default, nothing more."""
+"""mmengine checkpoints load and resume through mmengine's own loader, weights only, nothing
+more: on torch >= 2.6 through torch's weights_only default, on older torch through rapidnet_mm's
+replacement of mmengine's loader (rapidnet_mm.compat)."""
 import argparse
+import pickle
 
 import pytest
 import torch
 import torch.nn as nn
 from mmengine.hooks import Hook
 from mmengine.model import BaseModel
-from mmengine.runner import Runner
+from mmengine.runner import CheckpointLoader, Runner
+from torch.torch_version import TorchVersion
 
 import rapidnet_mm  # noqa: F401  (applies the fix)
 
@@ -55,13 +59,14 @@ def make_runner(work_dir, resume=False, max_iters=2, hooks=()):
         custom_hooks=list(hooks), resume=resume, default_scope='mmengine')
 
 
+@pytest.mark.core
 def test_resume_from_mmengine_checkpoint(tmp_path):
     runner = make_runner(tmp_path)
     runner.train()
     ckpt = tmp_path / 'iter_2.pth'
     assert ckpt.exists()
-    # the plain torch.load that mmengine does must accept its own checkpoint
-    state = torch.load(ckpt, map_location='cpu')
+    # the loader mmengine's resume and load_from use must accept its own checkpoint
+    state = CheckpointLoader.load_checkpoint(str(ckpt), map_location='cpu')
     assert 'message_hub' in state and state['meta']['iter'] == 2
     recorder = RecordIters()
     resumed = make_runner(tmp_path, resume=True, max_iters=4, hooks=[recorder])
@@ -74,8 +79,19 @@ def test_resume_from_mmengine_checkpoint(tmp_path):
     assert loss.min() <= loss.max()
 
 
+@pytest.mark.core
 def test_other_pickled_types_are_still_refused(tmp_path):
     path = tmp_path / 'foreign.pth'
     torch.save({'args': argparse.Namespace(lr=1.0)}, path)
-    with pytest.raises(Exception, match='Namespace'):
+    with pytest.raises(pickle.UnpicklingError, match='argparse.Namespace'):
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+
+
+@pytest.mark.skipif(TorchVersion(torch.__version__) < '2.6',
+                    reason="torch < 2.6's plain torch.load unpickles anything; rapidnet_mm makes "
+                    "mmengine's loader weights-only instead (test above)")
+def test_torchs_own_default_refuses_other_types(tmp_path):
+    path = tmp_path / 'foreign.pth'
+    torch.save({'args': argparse.Namespace(lr=1.0)}, path)
+    with pytest.raises(pickle.UnpicklingError, match='Namespace'):
         torch.load(path)

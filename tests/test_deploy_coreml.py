@@ -8,7 +8,9 @@ from deploy_helpers import ExportTool, config_path
 ct = pytest.importorskip('coremltools')
 from coremltools.proto import FeatureTypes_pb2  # noqa: E402
 
+from rapidnet_mm.deploy import check_numerics, prepare_export  # noqa: E402
 from rapidnet_mm.deploy.coreml import coreml_report  # noqa: E402
+from test_deploy_export import IMAGENET, ti_classifier  # noqa: E402
 
 tool = ExportTool('coreml')
 TI = config_path('cls', 'rapidnet_ti_in1k.py')
@@ -104,3 +106,14 @@ def test_deformable_ablation_is_refused_before_conversion(tmp_path, capsys):
     assert tool.main(argv) == 2
     assert 'no deformable convolution' in capsys.readouterr().err
     assert not osp.exists(out)
+
+
+@pytest.mark.parametrize('dense,mean_in_graph', [(False, False), (True, True)])
+def test_numerics_check_of_the_export_module_in_fp32_and_fp16(dense, mean_in_graph):
+    # the check export_coreml runs before converting; its FP16 run needs torch >= 2.2 on CPU
+    model = ti_classifier()
+    module = prepare_export(model, 'classifier', (64, 64), IMAGENET, dense, mean_in_graph)
+    numerics = check_numerics(model, 'classifier', module, module, IMAGENET, ['logits'],
+                              (64, 64))
+    assert numerics.rel[0] < 1e-5 and numerics.ok()
+    assert numerics.fp16_psnr[0] > 40

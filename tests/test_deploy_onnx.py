@@ -11,6 +11,8 @@ from rapidnet_mm.deploy import input_normalization, reference_outputs  # noqa: E
 from rapidnet_mm.deploy.export_module import random_image  # noqa: E402
 from rapidnet_mm.deploy.onnx_export import run_onnxruntime  # noqa: E402
 
+pytestmark = pytest.mark.core
+
 tool = ExportTool('onnx')
 
 

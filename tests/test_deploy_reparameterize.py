@@ -6,9 +6,10 @@ import torch.nn as nn
 from deploy_helpers import config_path, load_tool, perturb, rel_diff, save_checkpoint
 
 from rapidnet_mm import RapidNet, RapidNetClsHead
-from rapidnet_mm.config import build_model, load_model_config
+from rapidnet_mm.config import ConfigError, build_model, load_model_config
 from rapidnet_mm.deploy import reparameterize_model
-from rapidnet_mm.config import ConfigError
+
+pytestmark = pytest.mark.core
 
 SIZE = 64
 tool = load_tool('deployment/reparameterize')
@@ -101,3 +102,21 @@ def test_tool_bad_checkpoint_path_exits_with_one_line(tmp_path, capsys):
     # the last line: mmengine's logger may complain about a stream an earlier test's capsys closed
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith('error: checkpoint not found')
+
+
+def test_a_deploy_form_that_differs_writes_nothing(tmp_path, capsys, monkeypatch):
+    import rapidnet_mm.deploy.reparameterize as reparameterize
+    cfg_path = config_path('cls', 'rapidnet_ti_in1k.py')
+    ckpt = save_checkpoint(perturb(build_model(load_model_config(cfg_path))), tmp_path / 't.pth')
+    calls = []
+    real = reparameterize.eval_outputs
+
+    def off_in_deploy_form(model, x):  # the second call is the deploy form's
+        calls.append(1)
+        return [o + (len(calls) == 2) for o in real(model, x)]
+    monkeypatch.setattr(reparameterize, 'eval_outputs', off_in_deploy_form)
+    out = tmp_path / 'deploy.pth'
+    assert tool.main([cfg_path, ckpt, str(out), '--input-size', '32', '32']) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith('error: the deploy form does not reproduce the training form')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['t.pth']  # no deploy.pth, no leftovers

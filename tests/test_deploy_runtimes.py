@@ -66,7 +66,7 @@ def test_file_runtimes_refuse_training_mode_and_settings_they_cannot_take():
 
 
 def test_benchmark_onnxruntime_sessions_do_not_spin(monkeypatch):
-    """Spinning session threads took the cores from the session that ran next (deployment.md 6)."""
+    """Spinning session threads took the cores from the session that ran next (docs/benchmarks.md)."""
     from rapidnet_mm.deploy import onnx_export
     made = []
 

@@ -7,6 +7,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from det_helpers import DET_CONFIGS, build_detector, load_cfg, synthetic_batch
 from rapidnet_mm.models.rapidnet import ARCH_SETTINGS
 
+pytestmark = pytest.mark.core
+
 # Fewer RoI samples than COCO's 512 keep the mask head cheap on CPU; nothing else changes.
 CHEAP = {'model.train_cfg.rcnn.sampler.num': 64}
 
@@ -26,7 +28,8 @@ def test_config_states_the_recipe(arch):
     assert backbone.norm_cfg == dict(type='SyncBN', requires_grad=True)
     assert (backbone.drop_path_rate, backbone.drop_path_schedule) == (0.1, 'original')
     assert backbone.init_cfg == dict(type='RapidNetPretrained', prefix='backbone.',
-                                     checkpoint=f'checkpoints/RapidNet_{arch.capitalize()}.pth')
+                                     checkpoint='https://huggingface.co/SLDGroup/RapidNet/'
+                                     f'resolve/main/RapidNet_{arch.capitalize()}.pth')
     optimizer = cfg.optim_wrapper.optimizer
     assert (optimizer.type, optimizer.lr, optimizer.weight_decay) == ('AdamW', 2e-4, 0.05)
     assert 'momentum' not in optimizer and cfg.optim_wrapper.get('clip_grad') is None

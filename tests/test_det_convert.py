@@ -13,6 +13,8 @@ from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import CheckpointLayoutError, classification, detection
 from rapidnet_mm.checkpoints import convert_checkpoint
 
+pytestmark = pytest.mark.core
+
 # The neck and head parameters of an mmdet 2.28 Mask R-CNN (FPN on 4 inputs, 5 outputs via
 # max-pooling; single-conv RPNHead; Shared2FCBBoxHead; 4-conv FCNMaskHead with a deconv), named
 # as mmdet 2.28 saves them.

@@ -17,6 +17,8 @@ from det_helpers import DEMO_CONFIG, REPO, load_cfg
 import rapidnet_mm.demo as demo
 from rapidnet_mm.datasets.tiny_coco import CATEGORIES, annotation_file, make_dataset
 
+pytestmark = pytest.mark.core
+
 # Idle OpenMP threads sleep rather than spin (a large slowdown on a shared CPU otherwise).
 ENV = dict(os.environ, OMP_WAIT_POLICY='PASSIVE')
 METRIC_LINE = re.compile(r'coco/(bbox|segm)_mAP: (-?\d+\.\d+)')

@@ -1,21 +1,28 @@
-"""tools/analysis_tools/gpu_check.py: the clear error without CUDA, the loss judgement, the time budget, and the
-CPU rehearsal of the whole check (same code paths, tiny sizes, every substitution recorded)."""
+"""The GPU check (rapidnet_mm/analysis/gpu_check.py, tools/analysis_tools/gpu_check.py): the clear
+error without CUDA, the loss judgement, the stage table, and the CPU rehearsal of the whole check
+(same code paths, tiny sizes, every substitution recorded)."""
 import json
+import os
 import subprocess
 import sys
 
 import pytest
-from tool_helpers import REPO, load_tool
+import torch
+from tool_helpers import REPO
 
-gpu_check = load_tool('analysis_tools/gpu_check')
+from rapidnet_mm.analysis import gpu_check
+
+TOOL = 'tools/analysis_tools/gpu_check.py'
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the machine without CUDA')
 def test_without_cuda_a_plain_run_names_the_rehearsal(tmp_path):
-    result = subprocess.run([sys.executable, 'tools/analysis_tools/gpu_check.py', '--out', str(tmp_path / 'o')],
+    result = subprocess.run([sys.executable, TOOL, '--out', str(tmp_path / 'o')],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
+    assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith('error: no CUDA device here') and '--rehearse-on-cpu' in lines[-1]
+    assert 'docs/gpu.md' in lines[-1]
     assert not (tmp_path / 'o').exists()
 
 
@@ -26,23 +33,30 @@ def test_losses_must_fall_from_the_first_third_to_the_last():
     assert gpu_check.judge_losses([1.0, float('nan'), 0.5])['finite'] is False
 
 
-def test_budget_skips_stages_and_says_so(tmp_path):
+def test_stages_run_in_order_and_the_table_says_what_each_did(tmp_path):
     report = gpu_check.Report(rehearsal=True)
     ctx = gpu_check.Context(True, gpu_check.REHEARSAL, str(tmp_path), report)
-    gpu_check.run_stages(ctx, ['env', 'ops', 'train_det'], budget_s=1)
+    gpu_check.run_stages(ctx, ['env', 'ops', 'backbone'])
     assert {n: s['status'] for n, s in report.stages.items()} == {
-        'env': 'skipped: budget', 'ops': 'skipped: no CUDA', 'train_det': 'skipped: budget'}
-    assert report.passed  # nothing failed
-    assert '| train_det | skipped: budget | 0.0 | 100 |' in gpu_check.markdown(report)
+        'env': 'passed', 'ops': 'skipped: no CUDA', 'backbone': 'skipped: no CUDA'}
+    assert report.stages['env']['result']['device'] == 'cpu'
+    assert report.passed
+    text = gpu_check.markdown(report)
+    assert '| stage | status | seconds | detail |' in text
+    assert '| ops | skipped: no CUDA | 0.0 |  |' in text
+    assert text.splitlines()[2].endswith('Result: passed.')
+    report.stages['env'] = dict(status='failed', error='RuntimeError: boom', elapsed_s=1.0)
+    assert not report.passed
+    assert '| env | failed | 1.0 | RuntimeError: boom |' in gpu_check.markdown(report)
 
 
 @pytest.mark.slow
 def test_cpu_rehearsal_runs_every_stage_and_records_substitutions(tmp_path):
     out = tmp_path / 'out'
     result = subprocess.run(
-        [sys.executable, 'tools/analysis_tools/gpu_check.py', '--out', str(out), '--rehearse-on-cpu',
+        [sys.executable, TOOL, '--out', str(out), '--rehearse-on-cpu',
          '--work-dir', str(tmp_path / 'work')], cwd=REPO, capture_output=True, text=True,
-        timeout=900, env=dict(__import__('os').environ, OMP_WAIT_POLICY='PASSIVE'))
+        timeout=900, env=dict(os.environ, OMP_WAIT_POLICY='PASSIVE'))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     data = json.loads((out / 'gpu_check.json').read_text())
     assert data['mode'] == 'cpu-rehearsal' and data['passed'] is True

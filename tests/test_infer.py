@@ -19,6 +19,8 @@ from rapidnet_mm.checkpoints import convert_checkpoint
 from rapidnet_mm.inference import (LEGEND_MARGIN, LEGEND_ROW, LEGEND_ROWS, LEGEND_SWATCH,
                                    distinct_palette, draw_segmentation_legend)
 
+pytestmark = pytest.mark.core
+
 CLS_CONFIG = osp.join(ROOT, 'configs/cls/rapidnet_ti_in1k.py')
 SEG_CONFIG = osp.join(ROOT, 'configs/seg/fpn_rapidnet_ti_ade20k.py')
 # the segmentor of a 4-class synthetic dataset, tested at a toy scale

@@ -6,9 +6,11 @@ import os.path as osp
 import pytest
 import yaml
 from mmengine.registry import DefaultScope
-from tool_helpers import REPO, load_tool
+from tool_helpers import REPO
 
 import rapidnet_mm.analysis.results as collect_results
+
+pytestmark = pytest.mark.core
 
 
 def all_configs():
@@ -75,11 +77,12 @@ def test_the_papers_figures_are_the_stated_ones():
 @pytest.mark.parametrize('name', ['rapidnet_ti_in1k', 'rapidnet_ti_kernel5x5_in1k',
                                   'repvit_m0_9_in1k'])
 def test_measured_figures_match_get_flops(name):
-    get_flops = load_tool('analysis_tools/get_flops')
+    from rapidnet_mm.analysis import flops as get_flops
+    from rapidnet_mm.config import build_model, load_model_config
     model_entry = collect_results.load_model_index(REPO)[name]
     # get_flops sets the config's default scope; keep it from leaking into other tests
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = get_flops.build_model(osp.join(REPO, model_entry['Config']))
+        model = build_model(load_model_config(osp.join(REPO, model_entry['Config'])))
     assert get_flops.count_params(model) == model_entry['Metadata']['Parameters']
     assert get_flops.count_macs(model, (224, 224))['total'] == model_entry['Metadata']['FLOPs']
 

@@ -12,6 +12,8 @@ from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import CheckpointLayoutError, classification
 from rapidnet_mm.models import RapidNet
 
+pytestmark = pytest.mark.core
+
 X = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(5))
 
 
@@ -111,7 +113,8 @@ def test_foreign_and_unreadable_files_are_refused(tmp_path):
 def test_missing_file_stops_before_building(tmp_path, monkeypatch):
     from rapidnet_mm.runner import ConfigError, check_pretrained_checkpoints
     monkeypatch.chdir(tmp_path)
-    cfg = load_cfg(DET_CONFIGS['s'])
+    cfg = load_cfg(DET_CONFIGS['s'], {'model.backbone.init_cfg.checkpoint':
+                                      'checkpoints/RapidNet_S.pth'})  # a local copy
     with pytest.raises(ConfigError) as err:
         check_pretrained_checkpoints(cfg)
     message = str(err.value)

@@ -11,6 +11,8 @@ from mmengine.utils import import_modules_from_strings
 
 from rapidnet_mm import ARCH_SETTINGS, registered
 
+pytestmark = pytest.mark.core
+
 MASK_RCNN = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 SEM_FPN = 'mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py'
 RESNET_CLS = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
@@ -46,7 +48,7 @@ def test_registered_everywhere():
     from rapidnet_mm import RapidNet
     for registry in (DET, SEG, PRE):
         assert registry.get('RapidNet') is RapidNet
-    assert set(registered) == {'mmpretrain', 'mmdet', 'mmseg'}
+    assert set(registered) == {'mmpretrain', 'mmdet', 'mmseg', 'timm'}
 
 
 @pytest.mark.parametrize('arch', ['ti', 's'])

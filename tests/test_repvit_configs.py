@@ -32,6 +32,7 @@ def build(path: str):
         return cfg, MODELS.build(cfg.model)
 
 
+@pytest.mark.core
 @pytest.mark.parametrize('name', sorted(CLS))
 def test_classifier_is_timms_repvit_with_its_eval_output(name):
     import timm
@@ -58,6 +59,7 @@ def test_classifier_is_timms_repvit_with_its_eval_output(name):
     assert cfg.test_dataloader.dataset.pipeline[2].crop_size == 224
 
 
+@pytest.mark.core
 def test_fpn_inputs_are_the_channels_timm_reports():
     import timm
     features = timm.create_model('repvit_m1_1', pretrained=False, features_only=True)
@@ -67,6 +69,7 @@ def test_fpn_inputs_are_the_channels_timm_reports():
         assert Config.fromfile(path).model.neck.in_channels == channels
 
 
+@pytest.mark.core
 def test_mask_rcnn_loss_and_predict():
     torch.manual_seed(0)
     _, model = build(DET)
@@ -88,6 +91,7 @@ def test_mask_rcnn_loss_and_predict():
     assert pred.masks.shape == (len(pred), 128, 128)
 
 
+@pytest.mark.core
 def test_semantic_fpn_loss_and_predict():
     from mmengine.structures import PixelData
     from mmseg.structures import SegDataSample
@@ -149,6 +153,7 @@ def test_repvit_backbone_export_module_matches_pytorch():
     assert numerics.ok(), numerics.format()
 
 
+@pytest.mark.core
 def test_benchmark_times_a_repvit_config_in_both_forms():
     from rapidnet_mm.analysis.benchmark import config_subject, relative_difference
     _, model = load_through_tools(CLS['m0_9'])
@@ -161,6 +166,7 @@ def test_benchmark_times_a_repvit_config_in_both_forms():
         assert relative_difference(subject.forms['train'](x), subject.forms['deploy'](x)) < 1e-5
 
 
+@pytest.mark.core
 @pytest.mark.slow
 def test_tools_test_evaluates_timm_weights_and_collect_results_reads_it(tmp_path):
     """tools/test.py on a tiny ImageNet-layout set with a timm state dict whose classifiers

@@ -13,6 +13,8 @@ from rapidnet_mm.checkpoints import CheckpointLayoutError, convert_checkpoint
 from rapidnet_mm.checkpoints import segmentation
 from original_layout import OriginalDownstreamBackbone, randomize_
 
+pytestmark = pytest.mark.core
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 

@@ -1,5 +1,6 @@
-"""The four ADE20K Semantic FPN configs: the recipe of spec section 3, one loss + predict step on
-CPU, backbone initialisation from a converted classification checkpoint, BN behaviour."""
+"""The four ADE20K Semantic FPN configs: the authors' recipe (docs/segmentation.md), one loss +
+predict step on CPU, backbone initialisation from a converted classification checkpoint, BN
+behaviour."""
 import math
 import os.path as osp
 
@@ -13,6 +14,8 @@ from mmseg.structures import SegDataSample
 
 from rapidnet_mm.models.rapidnet import ARCH_SETTINGS
 from original_layout import randomize_
+
+pytestmark = pytest.mark.core
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ARCHS = ('ti', 's', 'm', 'b')
@@ -48,8 +51,9 @@ def test_config_states_the_recipe(arch):
     model = cfg.model
     assert model.backbone.type == 'RapidNet' and model.backbone.arch == arch
     assert model.backbone.out_indices == (0, 1, 2, 3)
-    # the authors' ImageNet file as published (RapidNet_Ti.pth, ...)
-    published = f'checkpoints/RapidNet_{arch.capitalize()}.pth'
+    # the authors' ImageNet file as published (RapidNet_Ti.pth, ...), on the Hub
+    published = ('https://huggingface.co/SLDGroup/RapidNet/resolve/main/'
+                 f'RapidNet_{arch.capitalize()}.pth')
     assert model.backbone.init_cfg == dict(type='RapidNetPretrained', prefix='backbone.',
                                            checkpoint=published)
     assert (model.backbone.norm_eval, model.backbone.frozen_stages) == (False, -1)
@@ -165,6 +169,7 @@ def test_missing_pretrained_weights_stop_training_with_the_fix(tmp_path, monkeyp
     from rapidnet_mm.runner import ConfigError, check_pretrained_checkpoints
     monkeypatch.chdir(tmp_path)
     cfg = load_config('m')
+    cfg.model.backbone.init_cfg.checkpoint = 'checkpoints/RapidNet_M.pth'  # a local copy
     with pytest.raises(ConfigError) as err:
         check_pretrained_checkpoints(cfg)
     message = str(err.value)

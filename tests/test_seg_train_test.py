@@ -9,6 +9,8 @@ import sys
 import cv2
 import pytest
 
+pytestmark = pytest.mark.core
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs/seg/fpn_rapidnet_ti_ade20k.py')
 MAX_ITERS = 12

@@ -12,6 +12,8 @@ from mmseg.registry import TRANSFORMS
 import rapidnet_mm  # noqa: F401  (registers AlignResize)
 from rapidnet_mm.transforms import AlignResize, aligned_size
 
+pytestmark = pytest.mark.core
+
 # (width, height) -> keep-ratio size -> aligned size, worked out by hand for scale (2048, 512):
 # factor = min(2048 / long side, 512 / short side), each side int(side * factor + 0.5), then
 # each side rounded *up* to a multiple of 32.

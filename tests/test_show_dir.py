@@ -9,6 +9,8 @@ from mmengine.config import Config
 from rapidnet_mm.runner import ConfigError, enable_test_visualization
 from test_model_index import REPO, all_configs
 
+pytestmark = pytest.mark.core
+
 HOOKS = {'mmdet': 'DetVisualizationHook', 'mmseg': 'SegVisualizationHook',
          'mmpretrain': 'VisualizationHook'}
 

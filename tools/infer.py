@@ -4,7 +4,9 @@ For every image it writes NAME.png (the prediction drawn by the library's visual
 classes with scores, boxes and masks with class names, or the class map over the image with
 class labels) and NAME.json (the raw predictions) to --out-dir, and prints both paths.
 CHECKPOINT is a file in rapidnet_mm names (tools/model_converters/convert_official.py, tools/train.py) or the
-authors' original file, converted in memory. See docs/inference.md.
+authors' original file, converted in memory: a local path or a URL (a Hugging Face Hub file such as
+hf://SLDGroup/RapidNet/Detection/RapidNet_M_Detection.pth is downloaded into huggingface_hub's
+cache). See docs/inference.md.
 
 Usage: python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR... [--out-dir DIR] [--device cpu|cuda]
 """
@@ -20,7 +22,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         'segmentation config on your images (the config\'s default_scope picks the library).')
     parser.add_argument('config', help='config file, e.g. configs/det/maskrcnn_rapidnet_m_coco.py')
     parser.add_argument('checkpoint', help="weights: a rapidnet_mm/mmengine checkpoint or the "
-                        "authors' original file (e.g. RapidNet_M_Detection.pth)")
+                        "authors' original file (e.g. RapidNet_M_Detection.pth), a path or a URL "
+                        '(e.g. hf://SLDGroup/RapidNet/Detection/RapidNet_M_Detection.pth)')
     parser.add_argument('images', nargs='+', metavar='IMAGE_OR_DIR',
                         help='image files and/or folders of images')
     parser.add_argument('--out-dir', default='infer_out',

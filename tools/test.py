@@ -1,22 +1,31 @@
 """Evaluate a checkpoint with any rapidnet_mm (or mmpretrain/mmdet/mmseg) config; the config's
 default_scope picks the library and its test_evaluator prints the metrics.
 
-Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl]
-       [--show-dir DIR [--show-score-thr T]] [--cfg-options k=v ...]
+CHECKPOINT is a local file or a URL (a Hugging Face Hub file, e.g.
+https://huggingface.co/SLDGroup/RapidNet/resolve/main/Detection/RapidNet_M_Detection.pth or
+hf://SLDGroup/RapidNet/Detection/RapidNet_M_Detection.pth, downloaded into huggingface_hub's
+cache), in rapidnet_mm names or the authors' layout as published (converted in memory).
+
+Usage: python tools/test.py CONFIG CHECKPOINT [--weights ema|raw] [--work-dir DIR]
+       [--out results.pkl] [--show-dir DIR [--show-score-thr T]] [--cfg-options k=v ...]
        [--launcher none|pytorch|slurm|mpi] [--debug]
 """
 import argparse
-import os.path as osp
 
 from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
-                                enable_test_visualization, load_config,
+                                check_sync_bn, enable_test_visualization, load_config,
+                                load_test_weights, read_test_checkpoint,
                                 run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Evaluate a checkpoint.')
     parser.add_argument('config', help='config file')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help="checkpoint file or URL (ours or the authors' as "
+                        'published, e.g. a huggingface.co/SLDGroup/RapidNet URL)')
+    parser.add_argument('--weights', choices=['ema', 'raw'], default='ema',
+                        help="the authors' ImageNet files hold two sets: 'ema' (default) or "
+                        "'raw'")
     parser.add_argument('--out', help='also dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help="draw ground truth beside prediction for every test "
                         "image into this folder (the library's visualization hook; "
@@ -29,10 +38,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.checkpoint):
-        raise ConfigError(f'checkpoint not found: {args.checkpoint}')
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
-    cfg.load_from = args.checkpoint
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ConfigError('--out must end with .pkl')
@@ -46,8 +52,16 @@ def main() -> None:
     elif args.show_score_thr is not None:
         raise ConfigError('--show-score-thr needs --show-dir')
     check_data_roots(cfg, ['test_dataloader'])
-    run_reporting_config_errors(lambda: build_runner(cfg).test(), cfg, args.cfg_options,
-                                args.debug)
+    check_sync_bn(cfg)  # before the weights are read (or downloaded)
+    loaded = read_test_checkpoint(cfg, args.checkpoint, args.weights)
+    print(f'weights: {loaded.source}')
+
+    def test():
+        runner = build_runner(cfg)
+        load_test_weights(runner, loaded, args.checkpoint)
+        return runner.test()
+
+    run_reporting_config_errors(test, cfg, args.cfg_options, args.debug)
 
 
 if __name__ == '__main__':

@@ -1,12 +1,14 @@
 # Mask R-CNN + FPN, RapidNet-B backbone, COCO 1x: the recipe of the authors'
-# mask_rcnn_rapidnet_b_fpn_1x_coco.py (published weights: RapidNet_B_Detection.pth, converted
-# with tools/model_converters/convert_official.py; see docs/detection.md).
+# mask_rcnn_rapidnet_b_fpn_1x_coco.py. Published weights, evaluated as they are
+# (converted in memory):
+# python tools/test.py THIS_CONFIG hf://SLDGroup/RapidNet/Detection/RapidNet_B_Detection.pth
+# (see docs/detection.md).
 _base_ = './maskrcnn_rapidnet_s_coco.py'
 
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
-pretrained = 'checkpoints/RapidNet_B.pth'
+pretrained = 'https://huggingface.co/SLDGroup/RapidNet/resolve/main/RapidNet_B.pth'
 
 model = dict(
     backbone=dict(

@@ -7,10 +7,12 @@ _base_ = 'mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py'
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
-# ImageNet-1K weights: the authors' RapidNet_S.pth as published (EMA weights, converted in memory
-# by RapidNetPretrained) or a file converted with tools/model_converters/convert_official.py; only the backbone's
-# tensors are loaded, all of them. See docs/detection.md.
-pretrained = 'checkpoints/RapidNet_S.pth'
+# ImageNet-1K weights: the authors' RapidNet_S.pth as published on the Hugging Face Hub (downloaded
+# into huggingface_hub's cache; EMA weights, converted in memory by RapidNetPretrained). A local
+# copy, or a file converted with tools/model_converters/convert_official.py, works too:
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH. Only the backbone's tensors are loaded,
+# all of them. See docs/detection.md.
+pretrained = 'https://huggingface.co/SLDGroup/RapidNet/resolve/main/RapidNet_S.pth'
 
 model = dict(
     backbone=dict(
@@ -19,7 +21,7 @@ model = dict(
         arch='s',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        # the per-block rates the authors' code actually trained with (spec section 1)
+        # the per-block rates the authors' code actually trained with (docs/reproduction.md)
         drop_path_schedule='original',
         # Nothing frozen and BN statistics updating, as in the original: its backbone turned
         # every BN into SyncBN and its norm_eval guard only caught plain BatchNorm2d, so the

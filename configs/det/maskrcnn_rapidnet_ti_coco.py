@@ -5,7 +5,7 @@ _base_ = './maskrcnn_rapidnet_s_coco.py'
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmdet'
 
-pretrained = 'checkpoints/RapidNet_Ti.pth'
+pretrained = 'https://huggingface.co/SLDGroup/RapidNet/resolve/main/RapidNet_Ti.pth'
 
 model = dict(
     backbone=dict(

@@ -1,6 +1,7 @@
 # Semantic FPN with a RapidNet-M backbone, ADE20K, 40k iterations: the recipe of the authors'
-# mmseg 0.30 config fpn_rapidnet_m_ade20k_40k.py, restated for mmseg 1.x (published weights:
-# RapidNet_M_Sem_Seg.pth, converted with tools/model_converters/convert_official.py; see docs/segmentation.md).
+# mmseg 0.30 config fpn_rapidnet_m_ade20k_40k.py, restated for mmseg 1.x. Published weights,
+# evaluated as they are (converted in memory): python tools/test.py THIS_CONFIG
+# hf://SLDGroup/RapidNet/Semantic_Segmentation/RapidNet_M_Sem_Seg.pth (see docs/segmentation.md).
 # Everything not set here comes from mmseg's own bases: FPN neck 256 on the four stages, FPN head
 # 128 channels with dropout 0.1, 512x512 crops from scale (2048, 512) with ratio 0.5-2.0 and
 # cat_max_ratio 0.75, flip 0.5, photometric distortion, 4 images per GPU, mIoU, evaluation and
@@ -15,10 +16,12 @@ _base_ = [
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
-# ImageNet-1K weights: the authors' RapidNet_M.pth as published (RapidNetPretrained converts it in
-# memory and takes the EMA weights, as the original did) or a file converted with
-# tools/model_converters/convert_official.py; only the backbone's tensors are loaded, all of them.
-pretrained = 'checkpoints/RapidNet_M.pth'
+# ImageNet-1K weights: the authors' RapidNet_M.pth as published on the Hugging Face Hub (downloaded
+# into huggingface_hub's cache; RapidNetPretrained converts it in memory and takes the EMA
+# weights, as the original did). A local copy, or a file converted with
+# tools/model_converters/convert_official.py, works too:
+# --cfg-options model.backbone.init_cfg.checkpoint=PATH. Only the backbone's tensors are loaded.
+pretrained = 'https://huggingface.co/SLDGroup/RapidNet/resolve/main/RapidNet_M.pth'
 
 # BatchNorm: the original turned every backbone BN into SyncBN and trained the statistics (its
 # norm_eval guard only caught plain BatchNorm2d, so it never took effect); the FPN head used
@@ -37,7 +40,7 @@ model = dict(
         arch='m',
         out_indices=(0, 1, 2, 3),
         drop_path_rate=0.1,
-        # the per-block rates the authors' code actually trained with (spec section 1)
+        # the per-block rates the authors' code actually trained with (docs/reproduction.md)
         drop_path_schedule='original',
         frozen_stages=-1,
         norm_eval=False,

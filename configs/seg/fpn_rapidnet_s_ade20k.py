@@ -5,7 +5,7 @@ _base_ = './fpn_rapidnet_m_ade20k.py'
 custom_imports = dict(imports=['rapidnet_mm'], allow_failed_imports=False)
 default_scope = 'mmseg'
 
-pretrained = 'checkpoints/RapidNet_S.pth'
+pretrained = 'https://huggingface.co/SLDGroup/RapidNet/resolve/main/RapidNet_S.pth'
 
 model = dict(
     backbone=dict(

@@ -1,4 +1,4 @@
-"""The authors' checkpoint layouts -> rapidnet_mm's (spec section 2).
+"""The authors' checkpoint layouts (classification, mmdet 2.x, mmseg 0.x) -> rapidnet_mm's.
 
 :func:`convert_checkpoint` finds the format module (``classification``, ``detection``,
 ``segmentation``, tried in that order) whose ``matches`` accepts a loaded file and returns its
@@ -11,6 +11,7 @@ from typing import List
 
 from .backbone import convert_original_state, map_backbone_key, map_head_key
 from .common import CheckpointLayoutError, Conversion, detect_arch
+from .hub import CheckpointDownloadError, fetch_checkpoint
 
 FORMAT_MODULES = ('classification', 'detection', 'segmentation')
 
@@ -57,6 +58,6 @@ def convert_checkpoint(ckpt: dict, **options) -> Conversion:
                                 f'(tried: {tried}); its top-level keys are', sorted(map(str, ckpt)))
 
 
-__all__ = ['CheckpointLayoutError', 'Conversion', 'FORMAT_MODULES', 'convert_checkpoint',
-           'convert_original_state', 'detect_arch', 'format_modules', 'map_backbone_key',
-           'map_head_key']
+__all__ = ['CheckpointDownloadError', 'CheckpointLayoutError', 'Conversion', 'FORMAT_MODULES',
+           'convert_checkpoint', 'convert_original_state', 'detect_arch', 'fetch_checkpoint',
+           'format_modules', 'map_backbone_key', 'map_head_key']

@@ -1,4 +1,4 @@
-"""Parameter names of the authors' RapidNet (spec section 2) -> rapidnet_mm's.
+"""Parameter names of the authors' RapidNet -> rapidnet_mm's.
 
 Shared by the classification, detection and segmentation converters. Keys here are relative to
 the network root: the authors' ``stem.stem.*``, ``backbone.{i}.{j}.*`` and head keys

@@ -1,4 +1,4 @@
-"""The authors' ImageNet checkpoints (``RapidNet_{Ti,S,M,B}.pth``, spec section 2) -> ours.
+"""The authors' ImageNet checkpoints (``RapidNet_{Ti,S,M,B}.pth``) -> ours.
 
 The training script saves a dict with ``state_dict`` (trained weights), ``state_dict_ema`` (EMA
 weights), ``optimizer``, ``lr_scheduler``, ``epoch``, ``scaler`` and ``args``. The converted

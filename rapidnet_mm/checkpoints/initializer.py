@@ -1,6 +1,7 @@
 """``init_cfg=dict(type='RapidNetPretrained', checkpoint=...)``: a RapidNet backbone's weights from
-the authors' ImageNet file as published (``RapidNet_S.pth``), converted in memory, or from a file
-already in our names (``tools/model_converters/convert_official.py``'s output, an mmpretrain run's checkpoint).
+the authors' ImageNet file as published (``RapidNet_S.pth``, a local path or its Hugging Face Hub
+URL, downloaded into huggingface_hub's cache), converted in memory, or from a file already in our
+names (``tools/model_converters/convert_official.py``'s output, an mmpretrain run's checkpoint).
 
 mmengine's ``Pretrained`` loads non-strictly and reads only our names; this one finds the layout,
 converts through :mod:`rapidnet_mm.checkpoints` and loads every backbone tensor strictly, so a
@@ -26,8 +27,10 @@ class RapidNetPretrained:
     """Load a RapidNet backbone from the authors' ImageNet checkpoint or a converted one.
 
     Args:
-        checkpoint: Path of a local file: the authors' ``RapidNet_{Ti,S,M,B}.pth`` (or one of
-            their detection/segmentation files), or an mmengine checkpoint in our names.
+        checkpoint: The authors' ``RapidNet_{Ti,S,M,B}.pth`` (or one of their
+            detection/segmentation files), or an mmengine checkpoint in our names: a local path,
+            a Hub URL (``https://huggingface.co/SLDGroup/RapidNet/resolve/main/RapidNet_S.pth``,
+            ``hf://SLDGroup/RapidNet/RapidNet_S.pth``) or another http(s) URL.
         prefix: Prefix of the backbone's keys in the (converted) file; ``'backbone.'`` for
             classifiers, detectors and segmentors alike.
         weights: Which set of an authors' ImageNet file: 'ema' (``state_dict_ema``, default, as
@@ -38,16 +41,14 @@ class RapidNetPretrained:
 
     def __init__(self, checkpoint: str, prefix: str = 'backbone.', weights: str = 'ema',
                  map_location: Optional[str] = 'cpu') -> None:
-        if '://' in str(checkpoint):
-            raise ValueError(f'RapidNetPretrained reads local files; download {checkpoint} '
-                             'and point init_cfg.checkpoint at the file')
         self.checkpoint = checkpoint
         self.prefix = prefix
         self.weights = weights
         self.map_location = map_location
 
     def __call__(self, module) -> None:
-        ckpt = read_checkpoint_file(self.checkpoint)
+        ckpt = read_checkpoint_file(self.checkpoint,
+                                    instead='point init_cfg.checkpoint at a local copy')
         loaded = read_weights(ckpt, weights=self.weights)
         state = {k[len(self.prefix):]: v for k, v in loaded.state_dict.items()
                  if k.startswith(self.prefix)}

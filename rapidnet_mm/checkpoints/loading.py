@@ -1,10 +1,11 @@
 """Reading a weights file whatever its layout: the authors' (converted in memory by the format
 modules, exactly as ``tools/model_converters/convert_official.py`` converts it) or ours (an mmengine checkpoint,
-e.g. what ``tools/model_converters/convert_official.py`` or ``tools/train.py`` wrote).
+e.g. what ``tools/model_converters/convert_official.py`` or ``tools/train.py`` wrote), from a local
+path or a URL (downloaded by :mod:`.hub`).
 
-Used by the ``RapidNetPretrained`` weight initialiser and by ``tools/infer.py``.
+Used by the ``RapidNetPretrained`` weight initialiser, ``tools/test.py``, ``tools/infer.py`` and
+timm's ``pretrained=True``.
 """
-import argparse
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
@@ -13,6 +14,8 @@ import torch
 
 from . import convert_checkpoint, format_modules
 from .common import CheckpointLayoutError, Conversion
+from .hub import LOCAL_COPY, fetch_checkpoint
+from .safe_load import AUTHORS_GLOBALS, load_weights_only
 
 AUTHORS_WEIGHT_SETS = ('ema', 'raw')
 
@@ -21,29 +24,38 @@ def load_checkpoint_file(path: str) -> dict:
     """``torch.load(weights_only=True)`` that also allows exactly ``argparse.Namespace``.
 
     The authors' training files pickle their arguments as a Namespace; mmengine's own checkpoint
-    types are allowed by :mod:`rapidnet_mm.compat` on import. Anything else stays refused
+    types are allowed too (:mod:`.safe_load`, on every torch). Anything else stays refused
     (``pickle.UnpicklingError``).
     """
-    with torch.serialization.safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location='cpu', weights_only=True)
+    return load_weights_only(path, 'cpu', extra=AUTHORS_GLOBALS)
 
 
-def read_checkpoint_file(path: str) -> dict:
-    """:func:`load_checkpoint_file` with one-line errors for a missing or unreadable file.
+def read_checkpoint_file(path: str, instead: str = LOCAL_COPY) -> dict:
+    """:func:`load_checkpoint_file` of a local file or a URL, with one-line errors.
+
+    Args:
+        path: A local path, a Hugging Face Hub location or another http(s) URL (see
+            :func:`~rapidnet_mm.checkpoints.hub.fetch_checkpoint`).
+        instead: How to give a local copy instead of a URL, for the error messages.
 
     Raises:
-        FileNotFoundError: no file at ``path``.
+        FileNotFoundError: no file at a local ``path``.
+        CheckpointDownloadError: a URL that cannot be downloaded.
         CheckpointLayoutError: the file cannot be read as a (safe) PyTorch checkpoint.
     """
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint not found: {path}')
+    local = fetch_checkpoint(path, instead)
     try:
-        return load_checkpoint_file(path)
+        return load_checkpoint_file(local)
     except Exception as err:  # noqa: BLE001  (any unpickling failure is one clear message)
         text = str(err).strip()
         first = text.splitlines()[0] if text else type(err).__name__
-        raise CheckpointLayoutError(f'cannot read {path} as a PyTorch checkpoint: {first}') \
-            from err
+        if local == path:
+            raise CheckpointLayoutError(f'cannot read {path} as a PyTorch checkpoint: {first}') \
+                from err
+        raise CheckpointLayoutError(
+            f'cannot read {path} as a PyTorch checkpoint ({first}): the download, '
+            f'{osp.realpath(local)}, is truncated or not a checkpoint; delete that file to '
+            f'download it again, or {instead}') from err
 
 
 @dataclass

@@ -1,2 +1,3 @@
-"""Small synthetic datasets written to disk in the layouts the libraries read (COCO, ADE20K), for
-the demo, the tests and trying a config without downloading anything."""
+"""Small synthetic datasets written to disk in the layouts the libraries read (COCO, ADE20K,
+ImageNet), for the demo, the tests, the GPU check and trying a config without downloading
+anything."""

@@ -25,6 +25,7 @@ from .export_module import (ExportError, Numerics, check_numerics, describe, out
                             prepare_export)
 from .normalization import InputNormalization
 from .photos import sample_images
+from .torch_support import CPU_FP16_TORCH, require_torch
 
 PRECISIONS = ('fp16', 'fp32')
 # ML programs need iOS 15 or newer; names as in coremltools' ct.target.
@@ -124,6 +125,8 @@ def check_request(precision: str = 'fp16', min_target: str = 'iOS16',
                   benchmark: Optional[int] = None, metadata: Optional[dict] = None) -> None:
     """Refuse options that cannot work together, before a model is built (the arguments of
     :func:`export_coreml`)."""
+    require_torch(CPU_FP16_TORCH, '--format coreml',
+                  "it checks the model's FP16 numerics on CPU, in half-precision kernels")
     check_options(precision, min_target)
     check_compression(compress, precision, min_target, MIN_TARGETS)
     check_min_psnr(compress, min_psnr)

@@ -23,9 +23,9 @@ import torch
 import torch.nn as nn
 
 from . import int8
-from .int8 import Int8Report
 from .export_module import (ExportedFileCheck, ExportError, as_list, check_exported_file,
                             check_image, prepare_file_export, reference_outputs)
+from .int8 import Int8Report
 from .normalization import InputNormalization
 
 # The versions measured and tested here beside torch 2.14.1 (requirements/stack.txt pins them).

@@ -6,6 +6,7 @@ its ``quant_pre_process``), weights int8 symmetric per output channel, activatio
 tensor (U8S8: int8 activations ran RapidNet-Ti 6x slower than uint8 ones in ONNX Runtime 1.32 on
 an AVX512 CPU), calibrated on the calibration images (see ``int8``).
 """
+import inspect
 import os.path as osp
 import tempfile
 from dataclasses import dataclass
@@ -16,9 +17,9 @@ import torch
 import torch.nn as nn
 
 from . import int8
-from .int8 import Int8Report
 from .export_module import (ExportedFileCheck, check_exported_file, check_image,
                             prepare_file_export, reference_outputs)
+from .int8 import Int8Report
 from .normalization import InputNormalization
 
 DEFAULT_OPSET = 17
@@ -29,9 +30,13 @@ def write_onnx(module: nn.Module, example: torch.Tensor, out: str, input_name: s
     """The one ONNX exporter of the project (``--format onnx``, the OpenVINO export and
     the benchmark's onnxruntime/openvino runtimes): the TorchScript-based ``torch.onnx.export``
     at the fixed shape of ``example``."""
+    # torch >= 2.5 has both exporters (and from 2.9 defaults to the dynamo one); before, the
+    # TorchScript-based one is the only one and `dynamo` no keyword.
+    legacy = {'dynamo': False} if 'dynamo' in inspect.signature(torch.onnx.export).parameters \
+        else {}
     with torch.no_grad():
         torch.onnx.export(module, (example, ), out, input_names=[input_name],
-                          output_names=list(output_names), opset_version=opset, dynamo=False)
+                          output_names=list(output_names), opset_version=opset, **legacy)
 
 
 def onnxruntime_session(path: str, threads: Optional[int] = None, spin: bool = True):

@@ -21,9 +21,9 @@ import torch
 import torch.nn as nn
 
 from . import int8
-from .int8 import Int8Report
 from .export_module import (ExportedFileCheck, ExportError, check_exported_file,
                             check_image, prepare_file_export, reference_outputs)
+from .int8 import Int8Report
 from .normalization import InputNormalization
 from .onnx_export import DEFAULT_OPSET, write_onnx
 

@@ -13,25 +13,10 @@ Detectors need annotations to run their heads; for them (or to count any backbon
 Usage: python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--backbone-only] [--cfg-options k=v ...]
 """
 import argparse
-import os.path as osp
 import sys
-from typing import Optional
-
-import torch.nn as nn
 
 from rapidnet_mm.analysis.flops import count_macs, count_params
-
-
-def build_model(config: str, cfg_options: Optional[dict] = None) -> nn.Module:
-    """Build the model of ``config`` in its library's scope (no weights, no teacher)."""
-    from mmengine.config import Config
-    from mmengine.registry import MODELS, init_default_scope
-    import rapidnet_mm  # noqa: F401  (registers RapidNet)
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-    return MODELS.build(cfg.model)
+from rapidnet_mm.config import ConfigError, build_model, load_model_config
 
 
 def parse_args() -> argparse.Namespace:
@@ -51,12 +36,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.config):
-        sys.exit(f'error: config file not found: {args.config}')
     if min(args.shape) < 32:
-        sys.exit(f'error: --shape {args.shape[0]} {args.shape[1]} is too small; RapidNet '
-                 'downsamples by 32, give at least 32 32')
-    model = build_model(args.config, args.cfg_options)
+        raise ConfigError(f'--shape {args.shape[0]} {args.shape[1]} is too small; RapidNet '
+                          'downsamples by 32, give at least 32 32')
+    model = build_model(load_model_config(args.config, args.cfg_options))
     if args.backbone_only:
         if not hasattr(model, 'backbone'):
             sys.exit(f'error: the model of {args.config} has no backbone attribute')

@@ -1,4 +1,4 @@
-"""Convert an authors' RapidNet checkpoint (spec section 2) to an mmengine checkpoint.
+"""Convert an authors' RapidNet checkpoint (as published) to an mmengine checkpoint.
 
 Classification files (``RapidNet_{Ti,S,M,B}.pth``) load with ``strict=True`` into the model of
 ``configs/cls/rapidnet_{ti,s,m,b}_in1k.py``; EMA weights are taken by default (``--weights raw``
@@ -8,8 +8,13 @@ files go through their own format modules when those are installed (``rapidnet_m
 The authors' training files pickle an ``argparse.Namespace`` (``args``), which
 ``torch.load(weights_only=True)`` refuses; exactly that one type is allowed, after saying so.
 
-Converting is optional: ``tools/infer.py`` and the ``RapidNetPretrained`` initialiser of the
-detection and segmentation configs read the authors' files as they are, through the same code.
+Converting is optional: ``tools/test.py``, ``tools/infer.py`` and the ``RapidNetPretrained``
+initialiser of the detection and segmentation configs read the authors' files as they are, through
+the same code.
+
+SRC is a local file or a URL: a Hugging Face Hub file (e.g.
+https://huggingface.co/SLDGroup/RapidNet/resolve/main/RapidNet_S.pth or
+hf://SLDGroup/RapidNet/RapidNet_S.pth) is downloaded into huggingface_hub's cache.
 
 Usage: python tools/model_converters/convert_official.py SRC DST [--weights ema|raw]
 """
@@ -24,7 +29,8 @@ import torch
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Convert an authors' RapidNet checkpoint to an mmengine checkpoint.")
-    parser.add_argument('src', help="the authors' checkpoint (e.g. RapidNet_Ti.pth)")
+    parser.add_argument('src', help="the authors' checkpoint (e.g. RapidNet_Ti.pth), a path or "
+                        'a URL (e.g. hf://SLDGroup/RapidNet/RapidNet_Ti.pth)')
     parser.add_argument('dst', help='where to write the converted checkpoint (.pth)')
     parser.add_argument('--weights', choices=['ema', 'raw'], default=None,
                         help="classification files: 'ema' (state_dict_ema, the default, as the "
@@ -42,14 +48,17 @@ def load_official(path: str) -> dict:
 
 def main() -> None:
     args = parse_args()
-    if not osp.isfile(args.src):
-        sys.exit(f'error: checkpoint not found: {args.src}')
-    if osp.abspath(args.src) == osp.abspath(args.dst):
-        sys.exit('error: DST must differ from SRC (the original would be overwritten)')
     from rapidnet_mm import __version__
-    from rapidnet_mm.checkpoints import CheckpointLayoutError, convert_checkpoint
+    from rapidnet_mm.checkpoints import (CheckpointDownloadError, CheckpointLayoutError,
+                                         convert_checkpoint, fetch_checkpoint)
     try:
-        ckpt = load_official(args.src)
+        src = fetch_checkpoint(args.src)  # a URL is downloaded (huggingface_hub's cache)
+    except (FileNotFoundError, CheckpointDownloadError) as err:
+        sys.exit(f'error: {err}')
+    if osp.abspath(src) == osp.abspath(args.dst):
+        sys.exit('error: DST must differ from SRC (the original would be overwritten)')
+    try:
+        ckpt = load_official(src)
     except Exception as err:  # noqa: BLE001  (any unpickling failure is one line for the user)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         sys.exit(f'error: cannot load {args.src} safely: {first}')

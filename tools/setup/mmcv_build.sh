@@ -8,8 +8,22 @@ MMCV_SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
 # Python's default flags without debug info: ~40% faster to build, same speed (a bare CFLAGS=-g0
 # would silently build at -O0).
 MMCV_CFLAGS="-DNDEBUG -fwrapv -O3 -Wall -g0"
-# torch >= 2.14's ATen headers require C++20; mmcv 2.1.0's setup.py hard-codes c++14/c++17.
-MMCV_CXX_STD="-std=c++20"
+# The C++ standard flag that replaces mmcv 2.1.0's hard-coded -std=c++14/c++17, or empty for mmcv's
+# own flags, unpatched. The caller sets it with mmcv_cxx_std from the headers of the torch being
+# built against: torch 2.1's need C++17 (no patch), torch 2.14's C++20.
+MMCV_CXX_STD=""
+
+mmcv_cxx_std() {
+  # mmcv_cxx_std TORCH_INCLUDE: "-std=c++NN" when the ATen headers under TORCH_INCLUDE require a
+  # standard newer than C++17 (ATen.h: "#error C++NN or later compatible compiler is required"),
+  # else nothing.
+  local header=$1/ATen/ATen.h std
+  [ -f "$header" ] || die "no torch headers at $1 (ATen/ATen.h missing): is torch installed?"
+  std=$(sed -n 's/.*C++\([0-9][0-9]\) or later compatible compiler is required.*/\1/p' "$header" \
+    | head -n 1)
+  [ -n "$std" ] || die "$header names no required C++ standard: cannot tell which flag mmcv needs"
+  if [ "$std" -gt 17 ]; then echo "-std=c++$std"; fi
+}
 
 check_mmcv_archive() {
   # check_mmcv_archive FILE: stop unless FILE is the mmcv source archive we patch.
@@ -58,11 +72,14 @@ patch_mmcv_cuda_sources() {
 }
 
 patch_mmcv_sources() {
-  # patch_mmcv_sources SRC DEVICE(cpu|cuda): every source patch a build needs, in place.
+  # patch_mmcv_sources SRC DEVICE(cpu|cuda): every source patch a build needs, in place (the C++
+  # standard only when MMCV_CXX_STD is set).
   local src=$1 device=$2
-  grep -q -- '-std=c++1[47]' "$src/setup.py" \
-    || die "mmcv setup.py has no -std=c++14/17 flag to replace: the C++20 workaround no longer fits"
-  sed -i "s/-std=c++1[47]/${MMCV_CXX_STD}/g" "$src/setup.py"
+  if [ -n "$MMCV_CXX_STD" ]; then
+    grep -q -- '-std=c++1[47]' "$src/setup.py" \
+      || die "mmcv setup.py has no -std=c++14/17 flag to replace: the ${MMCV_CXX_STD} workaround no longer fits"
+    sed -i "s/-std=c++1[47]/${MMCV_CXX_STD}/g" "$src/setup.py"
+  fi
   if [ "$device" = cuda ]; then
     patch_mmcv_cuda_sources "$src"
   fi
@@ -81,8 +98,8 @@ mmcv_units() {
 
 mmcv_wheel_dir() {
   # mmcv_wheel_dir CACHE TORCH_VERSION DEVICE(cpu|cuda) PY_TAG(py311) [ARCH_LIST]: the cache folder
-  # of one build's wheel, keyed by everything that decides it (a CUDA build: also the
-  # architectures and the CUDA source patches).
+  # of one build's wheel, keyed by everything that decides it: torch, the flags including
+  # MMCV_CXX_STD (set it first), and for a CUDA build the architectures and CUDA source patches.
   local cache=$1 torch=$2 device=$3 py_tag=$4 arch_list=${5:-} flags dir
   flags=$(printf '%s %s' "$MMCV_CFLAGS" "$MMCV_CXX_STD" | sha256sum | cut -c1-8)
   dir=$cache/wheels/mmcv-${MMCV_VERSION}_torch-${torch}_${device}_${py_tag}_${flags}

@@ -2,6 +2,11 @@
 # Creates .venv in the repository root with the pinned OpenMMLab 2.x stack
 # (requirements/stack.txt), mmcv 2.1.0 with its compiled ops, and rapidnet_mm in editable mode.
 #
+# Usage: setup_env.sh [--stack main|torch2.1]
+#   main (default): requirements/stack.txt into .venv.
+#   torch2.1: requirements/torch2.1.txt (the torch 2.1 environment most OpenMMLab 2.x users have)
+#     into .venv-torch2.1, with mmcv built against that torch; the `core` tests run there.
+#
 # Idempotent: a second run checks what is installed and returns in seconds.
 # The first run builds mmcv from source (4.5-10.5 min measured on 2 idle cores, up to ~35 on loaded
 # ones); the built wheel is cached
@@ -9,7 +14,8 @@
 # device (cpu/cuda) and compiler flags, so later set-ups (and CI on the same machine) reuse it.
 #
 # Environment: PYTHON (interpreter for the venv, default python3.11 or python3),
-# RAPIDNET_MM_CACHE (wheel cache), RAPIDNET_MM_VENV (venv path, default <repo>/.venv).
+# RAPIDNET_MM_CACHE (wheel cache), RAPIDNET_MM_VENV (venv path, default <repo>/.venv or
+# <repo>/.venv-torch2.1).
 #
 # CUDA: when torch sees a GPU, or FORCE_CUDA=1, mmcv is built with its CUDA ops (docs/install.md,
 # "GPU"). TORCH_CUDA_ARCH_LIST picks the GPU architectures (default: the local GPUs', or
@@ -19,9 +25,28 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-VENV=${RAPIDNET_MM_VENV:-$ROOT/.venv}
 CACHE=${RAPIDNET_MM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rapidnet_mm}
-REQUIREMENTS=$ROOT/requirements/stack.txt
+
+STACK=main
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --stack) [ $# -ge 2 ] || { echo "error: --stack needs a value: main or torch2.1" >&2; exit 2; }
+             STACK=$2; shift 2 ;;
+    --stack=*) STACK=${1#--stack=}; shift ;;
+    -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "error: unknown argument '$1': use --stack main or --stack torch2.1" >&2; exit 2 ;;
+  esac
+done
+case "$STACK" in
+  # What each stack installs, and the packages verify() imports there.
+  main) REQUIREMENTS=$ROOT/requirements/stack.txt
+        VENV=${RAPIDNET_MM_VENV:-$ROOT/.venv}
+        EXTRA_IMPORTS="coremltools onnx onnxruntime" ;;
+  torch2.1) REQUIREMENTS=$ROOT/requirements/torch2.1.txt
+        VENV=${RAPIDNET_MM_VENV:-$ROOT/.venv-torch2.1}
+        EXTRA_IMPORTS="onnx onnxruntime" ;;
+  *) echo "error: unknown stack '$STACK': use --stack main or --stack torch2.1" >&2; exit 2 ;;
+esac
 
 # mmcv: PyPI has only the source archive for this torch, so we build it, with the version, checksum,
 # compiler flags and source patches of tools/setup/mmcv_build.sh; --no-build-isolation because
@@ -60,7 +85,7 @@ STAMP=$VENV/.rapidnet_mm_stack
 VPY=$VENV/bin/python
 
 verify() {
-  "$VPY" - <<'PY'
+  EXTRA_IMPORTS=$EXTRA_IMPORTS "$VPY" - <<'PY'
 import importlib
 import os
 import mmcv.ops  # noqa: F401  (fails if mmcv was built without its ops)
@@ -70,7 +95,7 @@ if torch.cuda.is_available() or os.environ.get('FORCE_CUDA') == '1':
     built = mmcv.ops.get_compiling_cuda_version()
     assert built == torch.version.cuda, f'mmcv has CUDA {built}, torch {torch.version.cuda}'
 names = ['torch', 'torchvision', 'mmengine', 'mmcv', 'mmdet', 'mmseg', 'mmpretrain', 'timm',
-         'coremltools', 'onnx', 'onnxruntime', 'rapidnet_mm']
+         *os.environ['EXTRA_IMPORTS'].split(), 'rapidnet_mm']
 print('  ' + ', '.join(f'{n} {importlib.import_module(n).__version__}' for n in names))
 PY
 }
@@ -95,13 +120,15 @@ else
   step "1/5 reusing $VENV"
 fi
 
-step "2/5 installing the pinned stack from requirements/stack.txt (torch wheels are ~5 GB on first run)"
+step "2/5 installing the pinned stack from requirements/$(basename "$REQUIREMENTS") (torch wheels are ~5 GB on first run)"
 "$VPY" -m pip install --quiet --upgrade pip 'setuptools<81' wheel
 "$VPY" -m pip install --quiet -r "$REQUIREMENTS"
 
 TORCH_VERSION=$("$VPY" -c 'import torch; print(torch.__version__)')
 DEVICE=$("$VPY" -c 'import os, torch; print("cuda" if torch.cuda.is_available() or os.environ.get("FORCE_CUDA") == "1" else "cpu")')
 PY_TAG=$("$VPY" -c 'import sys; print(f"py{sys.version_info[0]}{sys.version_info[1]}")')
+# mmcv's C++ standard: its own (c++17) where this torch's headers accept it, else what they need.
+MMCV_CXX_STD=$(mmcv_cxx_std "$("$VPY" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "include"))')")
 
 use_pypi_nvcc() {
   [ "$TORCH_CUDA" = "$PYPI_NVCC_CUDA" ] || die "no system nvcc for CUDA ${TORCH_CUDA} (torch's), and \
@@ -183,9 +210,9 @@ if ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
   step "3/5 mmcv ${MMCV_VERSION}: using the cached wheel in $WHEEL_DIR"
 else
   if [ "$DEVICE" = cuda ]; then
-    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (58 CUDA units more than the CPU build, each once per architecture; sm_90 alone took 19-71 min on 2 cores here, idle to loaded)"
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (58 CUDA units more than the CPU build, each once per architecture; sm_90 alone took 19-71 min on 2 cores, idle to loaded)"
   else
-    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (4.5-35 min on 2 cores here, idle to loaded)"
+    step "3/5 mmcv ${MMCV_VERSION}: no cached wheel for torch ${TORCH_VERSION}/${DEVICE}; building it (4.5-35 min on 2 cores, idle to loaded)"
   fi
   build_mmcv
 fi
