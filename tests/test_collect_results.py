@@ -5,7 +5,7 @@ import os
 import os.path as osp
 
 import pytest
-from tool_helpers import REPO, load_tool
+from tool_helpers import load_tool
 
 import rapidnet_mm.analysis.results as results  # noqa: E402
 

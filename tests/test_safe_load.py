@@ -10,7 +10,6 @@ import os
 import pathlib
 import pickle
 import subprocess
-import sys
 import threading
 
 import numpy as np

@@ -74,7 +74,7 @@ def summary_lines(subjects: List[Subject], settings: Settings) -> List[str]:
                              f'{res[deploy].median_ms / res[int8].median_ms:.2f}x its fp32 '
                              f'deploy form ({res[deploy].median_ms:.2f} ms); outputs within '
                              f'{s.diffs[int8]:.1e} of the scale of the eager training form\'s')
-    lines += target_lines(subjects)
+    lines += ti_comparison_lines(subjects)
     by_runtime: Dict[str, List] = {}
     for s in subjects:
         for name, t in s.results.get(1, {}).items():
@@ -87,14 +87,9 @@ def summary_lines(subjects: List[Subject], settings: Settings) -> List[str]:
     return lines
 
 
-# Targets of the ExecuTorch and int8 work, printed as facts of the run (not asserted anywhere).
-EXECUTORCH_TARGET = 1.3  # ExecuTorch fp32 within this factor of the fastest exact runtime
-INT8_TARGET = 1.5  # int8 at least this much faster than fp32 in one runtime
-
-
-def target_lines(subjects: List[Subject]) -> List[str]:
-    """For RapidNet-Ti: ExecuTorch fp32 against the fastest exact deploy entry, and the best
-    int8 speed-up over the same runtime's fp32 deploy form, each against its target."""
+def ti_comparison_lines(subjects: List[Subject]) -> List[str]:
+    """For RapidNet-Ti: ExecuTorch fp32 against the fastest exact deploy entry, and each
+    runtime's int8 speed-up over its fp32 deploy form (ratios of this run, nothing judged)."""
     ti = next((s for s in subjects if s.name == 'RapidNet-Ti'), None)
     res = ti.results.get(1, {}) if ti else {}
     lines = []
@@ -102,18 +97,15 @@ def target_lines(subjects: List[Subject]) -> List[str]:
     executorch = label('deploy', 'executorch')
     if fastest and executorch in res:
         ratio = res[executorch].median_ms / res[fastest].median_ms
-        lines.append(f'target: RapidNet-Ti deploy+executorch (fp32) {res[executorch].median_ms:.2f}'
-                     f' ms is {ratio:.2f}x the fastest exact entry ({fastest}, '
-                     f'{res[fastest].median_ms:.2f} ms); target within {EXECUTORCH_TARGET}x: '
-                     + ('met' if ratio <= EXECUTORCH_TARGET else 'NOT met'))
+        lines.append(f'RapidNet-Ti: deploy+executorch (fp32) {res[executorch].median_ms:.2f} ms '
+                     f'is {ratio:.2f}x the fastest exact entry ({fastest}, '
+                     f'{res[fastest].median_ms:.2f} ms)')
     speedups = {name: res[name.replace(INT8, '')].median_ms / res[name].median_ms
                 for name in res if name.endswith(INT8) and name.replace(INT8, '') in res}
     if speedups:
-        best = max(speedups, key=speedups.get)
-        lines.append(f'target: RapidNet-Ti int8 vs fp32, best {best} {speedups[best]:.2f}x ('
-                     + ', '.join(f'{n} {v:.2f}x' for n, v in speedups.items())
-                     + f'); target >= {INT8_TARGET}x in one runtime: '
-                     + ('met' if speedups[best] >= INT8_TARGET else 'NOT met'))
+        lines.append('RapidNet-Ti: int8 against fp32 at batch 1: ' + ', '.join(
+            f'{n.replace(INT8, "")} {v:.2f}x' for n, v in sorted(
+                speedups.items(), key=lambda kv: -kv[1])))
     return lines
 
 
