@@ -4,6 +4,7 @@ can fail is one line naming the fix, with nothing half-written left in the cache
 pretrained=True: test_timm_models.py). Nothing here reaches the internet."""
 import glob
 import hashlib
+import math
 import os
 import os.path as osp
 import runpy
@@ -338,6 +339,74 @@ def test_tools_test_evaluates_the_authors_segmentor_by_url(hub, tmp_path):
         assert torch.equal(a['pred_sem_seg']['data'], b['pred_sem_seg']['data'])
         assert torch.equal(a['seg_logits']['data'], b['seg_logits']['data'])
     assert hub.downloads(AUTHORS_FILES['segmentation']['m']) == 1
+    assert not [p for _, p, _ in hub.requests if p.endswith('/RapidNet_M.pth')]
+
+
+@pytest.mark.slow
+def test_tools_test_evaluates_the_authors_detector_by_url(hub, tmp_path):
+    """``tools/test.py configs/det/maskrcnn_rapidnet_m_coco.py <Hub URL of
+    RapidNet_M_Detection.pth>``: the authors' mmdet 2.28 file, converted in memory, predicts on
+    three tiny-COCO images exactly what the same weights converted to a file beforehand predict
+    (every box, score, label and mask). The config's own ImageNet URL is never fetched."""
+    import mmengine
+
+    from cls_helpers import run_tool
+    from det_helpers import synthesise_mmdet2_checkpoint
+    from rapidnet_mm.checkpoints import detection
+    from rapidnet_mm.datasets.tiny_coco import make_dataset
+    from original_layout import OriginalDownstreamBackbone
+    ckpt, _ = synthesise_mmdet2_checkpoint(build_detector(load_cfg(DET_CONFIGS['m'])), seed=7)
+    # weights that keep activations in range, so that the RPN proposes boxes and the RoI head
+    # keeps 100 per image: the authors' backbone as initialised, the neck's and heads' normal
+    # values scaled by 1/sqrt(fan-in)
+    state = ckpt['state_dict']
+    for key, value in state.items():
+        if value.dim() > 1:
+            value.div_(math.sqrt(value[0].numel()))
+    torch.manual_seed(7)
+    state.update({f'backbone.{k}': v for k, v in
+                  OriginalDownstreamBackbone('m').eval().state_dict().items()})
+    hub.add(REPO, AUTHORS_FILES['detection']['m'], ckpt)
+    data_root = str(tmp_path / 'tiny_coco')
+    make_dataset(data_root, 1, 3, 128, verbose=False)
+    # the user's config, on three 128x128 images at their size and with every detection kept
+    # (score_thr 0), so that two runs that loaded different weights could not agree; only the
+    # predictions are dumped (CocoMetric's 3 categories cannot name the model's 80 classes)
+    config = tmp_path / 'maskrcnn_rapidnet_m_tiny.py'
+    config.write_text(f"""_base_ = {DET_CONFIGS['m']!r}
+model = dict(test_cfg=dict(rcnn=dict(score_thr=0.0)))
+test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(
+    data_root={data_root + '/'!r}, ann_file='annotations/instances_val.json',
+    data_prefix=dict(img='val/'), metainfo=dict(classes=('circle', 'triangle', 'square')),
+    pipeline=[dict(type='LoadImageFromFile'),
+              dict(type='Resize', scale=(128, 128), keep_ratio=True),
+              dict(type='PackDetInputs', meta_keys=('img_id', 'img_path', 'ori_shape',
+                                                    'img_shape', 'scale_factor'))]))
+test_evaluator = dict(_delete_=True, type='mmengine.DumpResults', out_file_path='unused.pkl')
+""")
+    converted = tmp_path / 'maskrcnn_rapidnet_m_converted.pth'
+    torch.save({'state_dict': detection.convert(ckpt).state_dict}, converted)
+    url = authors_url('detection', 'm')
+    results = {}
+    for seed, (name, checkpoint) in enumerate((('url', url), ('converted', str(converted)))):
+        out = tmp_path / f'{name}.pkl'
+        run = run_tool([sys.executable, osp.join(ROOT, 'tools/test.py'), str(config), checkpoint,
+                        '--work-dir', str(tmp_path / name), '--cfg-options',
+                        f'test_evaluator.out_file_path={out}', f'randomness.seed={seed + 1}'],
+                       timeout=900)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        results[name] = (run.stdout + run.stderr, mmengine.load(str(out)))
+    assert "weights: the authors' detection checkpoint of RapidNet-m, converted in memory" \
+        in results['url'][0]
+    by_url, by_file = results['url'][1], results['converted'][1]
+    assert len(by_url) == len(by_file) == 3
+    for a, b in zip(by_url, by_file):
+        assert a['img_path'] == b['img_path']
+        pa, pb = a['pred_instances'], b['pred_instances']
+        assert len(pa['scores']) == 100  # mmdet's max_per_img: nothing was filtered away
+        for key in ('bboxes', 'scores', 'labels', 'masks'):
+            assert torch.equal(torch.as_tensor(pa[key]), torch.as_tensor(pb[key])), key
+    assert hub.downloads(AUTHORS_FILES['detection']['m']) == 1
     assert not [p for _, p, _ in hub.requests if p.endswith('/RapidNet_M.pth')]
 
 
