@@ -3,6 +3,7 @@ import pytest
 from deploy_helpers import config_path, load_tool
 
 from rapidnet_mm.analysis.benchmark import PEERS, summarize, time_interleaved
+from rapidnet_mm.deploy.cpu_features import cpu_features
 
 tool = load_tool('analysis_tools/benchmark')
 
@@ -48,6 +49,7 @@ def test_tool_times_both_forms_and_runtimes_and_writes_table_and_chart(tmp_path,
     assert all(float(r[8]) > 0 for r in rows)  # % of the GEMM peak
     assert '76.3' in rows[7][9] and '77.2' in rows[15][9]
     assert 'GEMM peak: torch.mm of two 1024x1024 fp32 matrices, 1 threads' in out
+    assert f'\n\ncpu: {cpu_features().describe()}, 1 threads, fp32;' in out
     assert 'RapidNet-Ti: deploy form (eager)' in out and 'the eager training form' in out
     assert 'RapidNet-Ti: deploy form (openvino)' in out
     assert 'reparameterisation alone under onnxruntime' in out

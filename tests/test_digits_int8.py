@@ -8,6 +8,7 @@ from PIL import Image
 from tool_helpers import load_tool
 
 from rapidnet_mm.datasets.digits import make_digits_folder
+from rapidnet_mm.deploy.cpu_features import cpu_features
 
 
 def test_digits_folder_is_a_stratified_deterministic_split(tmp_path):
@@ -40,10 +41,12 @@ def test_digits_int8_trains_and_measures_held_out_accuracy(tmp_path, capsys):
         '% on 359 held-out images')
     reference = float(table[0].split(': ')[1].split('%')[0])
     assert reference >= 80  # learnt: chance is 10%
-    rows = [r.split(' | ') for r in table[4:]]
+    assert table[-2:] == ['', f'CPU: {cpu_features().describe()}']
+    rows = [r.split(' | ') for r in table[4:-2]]
     assert [r[0] for r in rows] == ['| ONNX Runtime', '| OpenVINO']
     for _, fp32, int8, drop, _ in rows:
         assert float(fp32) == pytest.approx(reference, abs=0.3)  # fp32 files equal PyTorch
         assert float(drop) == pytest.approx(float(fp32) - float(int8), abs=0.01)
-        assert float(drop) <= 5
+        # on every x86-64 CPU: without VNNI, full 8-bit ONNX weights lost 5.85 points here
+        assert float(drop) <= 2
     assert os.path.exists(tmp_path / 'train' / 'epoch_2.pth')

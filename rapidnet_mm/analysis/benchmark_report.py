@@ -2,6 +2,7 @@
 latency chart (``tools/analysis_tools/benchmark.py``)."""
 from typing import Dict, List
 
+from ..deploy.cpu_features import cpu_features
 from .benchmark import (GEMM_SIZE, INT8, Settings, Subject, Timing, entry_labels,
                         fastest_exact, label, peak_macs)
 
@@ -33,13 +34,16 @@ def format_table(subjects: List[Subject], batch: int, settings: Settings, forms:
             acc = s.accuracy
             cells.append(f'{acc.top1} ({acc.source})' if acc and name == labels[-1] else '')
             rows.append('| ' + ' | '.join(cells) + ' |')
+    # the CPU's int8-relevant features: int8 speed and accuracy differ between CPU classes
+    device = (f'cpu: {cpu_features().describe()}' if settings.device == 'cpu'
+              else settings.device)
     flags = (('AMP', settings.amp), ('channels_last', settings.channels_last))
     mode = ', '.join(k for k, v in flags if v) or 'fp32'
     if settings.quantize:
         mode += ('; *-int8 entries: static int8 (weights per channel), calibrated on the packaged '
                  'photographs, ImageNet-normalised')
     return '\n'.join(rows) + (
-        f'\n\n{settings.device}, {settings.threads} threads, {mode}; {settings.warmup} warm-up + '
+        f'\n\n{device}, {settings.threads} threads, {mode}; {settings.warmup} warm-up + '
         f'{settings.runs} timed rounds at batch 1, each runtime in its own worker process, the '
         'workers taking turns; speed-ups relative to the eager training form. GEMM peak: '
         f'torch.mm of two {GEMM_SIZE}x{GEMM_SIZE} fp32 matrices, {settings.threads} threads, '

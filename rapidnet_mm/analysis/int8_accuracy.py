@@ -15,6 +15,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from ..deploy.cpu_features import cpu_features
 from ..deploy.export_module import reference_outputs
 from ..deploy.formats import export_model, load_exported
 from ..deploy.int8 import IMAGE_SUFFIXES
@@ -118,4 +119,5 @@ def format_accuracy_table(reference: float, rows: Sequence[AccuracyRow], images:
              'prediction |', '|---|---|---|---|---|']
     lines += [f'| {r.runtime} | {r.fp32:.2f} | {r.int8:.2f} | {r.drop:.2f} | {r.agreement:.1f}% |'
               for r in rows]
+    lines += ['', f'CPU: {cpu_features().describe()}']
     return '\n'.join(lines)

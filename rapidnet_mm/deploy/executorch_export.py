@@ -94,7 +94,8 @@ def check_delegate(delegate: str) -> None:
 
 def check_request(delegate: Optional[str] = None, quantize: Optional[str] = None,
                   calib: Optional[str] = None, min_psnr: Optional[float] = None,
-                  min_pixel_agreement: Optional[float] = None) -> None:
+                  min_pixel_agreement: Optional[float] = None,
+                  min_top1_agreement: Optional[float] = None) -> None:
     """Refuse an ExecuTorch export before a model is built (the arguments of
     :func:`export_executorch`)."""
     import_executorch()
@@ -103,7 +104,8 @@ def check_request(delegate: Optional[str] = None, quantize: Optional[str] = None
         raise ExportError('--quantize int8 is the XNNPACK quantizer\'s int8; with --delegate '
                           'coreml compress the weights of a Core ML package instead (--format '
                           'coreml --compress int8), or drop --delegate coreml')
-    int8.check_request(quantize, calib, min_psnr, min_pixel_agreement)
+    int8.check_request(quantize, calib, min_psnr, min_pixel_agreement,
+                       min_top1_agreement)
 
 
 def partitioner(delegate: str):
@@ -218,6 +220,7 @@ def export_executorch(model: nn.Module, task: str, input_size: Tuple[int, int],
                       quantize: Optional[str] = None, calib: Optional[str] = None,
                       min_psnr: Optional[float] = None,
                       min_pixel_agreement: Optional[float] = None,
+                      min_top1_agreement: Optional[float] = None,
                       rel_tol: float = 1e-4) -> ExecuTorchExport:
     """Check, reparameterise, export and lower ``model`` to a ``.pte`` at ``out``; run it here
     and compare it with PyTorch (XNNPACK), or check the lowered program in PyTorch (Core ML).
@@ -229,14 +232,16 @@ def export_executorch(model: nn.Module, task: str, input_size: Tuple[int, int],
         delegate: 'xnnpack' (runs here, on Android and iOS CPUs) or 'coreml' (Apple only).
         quantize: None or 'int8' (XNNPACK only): static int8, calibrated on ``calib``.
         calib: A folder of calibration images (default: the packaged photographs).
-        min_psnr, min_pixel_agreement: The int8 agreement floor (see :mod:`.int8`).
+        min_psnr, min_pixel_agreement, min_top1_agreement: The int8 agreement floor (see
+            :mod:`.int8`).
         rel_tol: The fp32 tolerance, relative to the reference's largest magnitude.
 
     Raises:
         ExportError: a refused request or model; an fp32 file that does not reproduce the model;
             an int8 file below the agreement floor.
     """
-    check_request(delegate, quantize, calib, min_psnr, min_pixel_agreement)
+    check_request(delegate, quantize, calib, min_psnr, min_pixel_agreement,
+                  min_top1_agreement)
     module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
                                                 f'ExecuTorch ({delegate})', log)
     example = torch.zeros(1, 3, *input_size)
@@ -266,5 +271,6 @@ def export_executorch(model: nn.Module, task: str, input_size: Tuple[int, int],
         log(summary.format() + ' (int8 program)')
         report = int8.evaluate_int8(
             model, task, norm, names, 'ExecuTorch (XNNPACK)', fp32_path, out, run_fp32,
-            load_pte(out), calibration, calib, log, min_psnr, min_pixel_agreement)
+            load_pte(out), calibration, calib, log, min_psnr, min_pixel_agreement,
+            min_top1_agreement)
         return ExecuTorchExport(out, osp.getsize(out), summary, check, report)

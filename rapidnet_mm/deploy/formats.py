@@ -48,7 +48,7 @@ class Format:
 
 
 # The static int8 options (rapidnet_mm/deploy/int8.py) of the formats that offer them.
-INT8_OPTIONS = ('quantize', 'calib', 'min_pixel_agreement', 'min_psnr')
+INT8_OPTIONS = ('quantize', 'calib', 'min_pixel_agreement', 'min_psnr', 'min_top1_agreement')
 
 FORMATS: Dict[str, Format] = {
     'coreml': Format('Core ML ML program', '.mlpackage', 'coreml', 'export_coreml',

@@ -57,11 +57,13 @@ def import_nncf():
 
 def check_request(quantize: Optional[str] = None, calib: Optional[str] = None,
                   min_psnr: Optional[float] = None,
-                  min_pixel_agreement: Optional[float] = None) -> None:
+                  min_pixel_agreement: Optional[float] = None,
+                  min_top1_agreement: Optional[float] = None) -> None:
     """Refuse an export before a model is built: openvino (or, for int8, nncf) missing, or int8
     options that cannot work."""
     import_openvino()
-    int8.check_request(quantize, calib, min_psnr, min_pixel_agreement)
+    int8.check_request(quantize, calib, min_psnr, min_pixel_agreement,
+                       min_top1_agreement)
     if quantize:
         import_nncf()
 
@@ -114,6 +116,7 @@ def export_openvino(model: nn.Module, task: str, input_size: Tuple[int, int],
                     log: Callable[[str], None] = print, quantize: Optional[str] = None,
                     calib: Optional[str] = None, min_psnr: Optional[float] = None,
                     min_pixel_agreement: Optional[float] = None,
+                    min_top1_agreement: Optional[float] = None,
                     rel_tol: float = 1e-4) -> OpenVINOExport:
     """Check, reparameterise and export ``model`` to ``out`` (``NAME.xml``) and ``NAME.bin``
     beside it; compile the IR on CPU and compare it with PyTorch (the rule and tolerance of the
@@ -128,7 +131,8 @@ def export_openvino(model: nn.Module, task: str, input_size: Tuple[int, int],
             IR's outputs differing from PyTorch's by more than ``rel_tol`` of the reference's
             largest magnitude; an int8 IR below the agreement floor.
     """
-    check_request(quantize, calib, min_psnr, min_pixel_agreement)
+    check_request(quantize, calib, min_psnr, min_pixel_agreement,
+                  min_top1_agreement)
     ov = import_openvino()
     module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
                                                 'OpenVINO IR', log)
@@ -162,5 +166,5 @@ def export_openvino(model: nn.Module, task: str, input_size: Tuple[int, int],
         result.int8 = int8.evaluate_int8(
             model, task, norm, names, 'OpenVINO (CPU)', fp32_xml, out,
             lambda x: run_openvino(fp32, x.numpy()), lambda x: run_openvino(compiled, x.numpy()),
-            calibration, calib, log, min_psnr, min_pixel_agreement)
+            calibration, calib, log, min_psnr, min_pixel_agreement, min_top1_agreement)
         return result

@@ -10,7 +10,7 @@ Usage: python tools/deployment/export.py CONFIG [--checkpoint CKPT]
        ExecuTorch only: [--delegate xnnpack|coreml]
        ONNX only:       [--opset N]
        ExecuTorch, ONNX, OpenVINO: [--quantize int8 [--calib DIR] [--min-psnr DB]
-                                   [--min-pixel-agreement F]]
+                                   [--min-pixel-agreement F] [--min-top1-agreement F]]
 
 The model is built from CONFIG (mmpretrain, mmdet or mmseg) with CKPT (training or deploy form;
 random weights without it), reparameterised, and exported with the input normalisation built in:
@@ -29,7 +29,8 @@ from rapidnet_mm.deploy.coreml_compress import COMPRESSION_MIN_TARGET, COMPRESSI
 from rapidnet_mm.deploy.executorch_export import DELEGATES
 from rapidnet_mm.deploy.export_module import TASKS, ExportError, check_input_size
 from rapidnet_mm.deploy.formats import FORMATS, check_request, export_model
-from rapidnet_mm.deploy.int8 import DEFAULT_MIN_PIXEL_AGREEMENT, DEFAULT_MIN_PSNR, QUANTIZE
+from rapidnet_mm.deploy.int8 import (DEFAULT_MIN_PIXEL_AGREEMENT, DEFAULT_MIN_PSNR,
+                                     DEFAULT_MIN_TOP1_AGREEMENT, QUANTIZE)
 from rapidnet_mm.deploy.onnx_export import DEFAULT_OPSET
 
 
@@ -84,6 +85,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     quant.add_argument('--min-pixel-agreement', type=float, metavar='F',
                        help='--task segmentor: fail when under this share of pixels keeps its '
                        f'class (default {DEFAULT_MIN_PIXEL_AGREEMENT:g})')
+    quant.add_argument('--min-top1-agreement', type=float, metavar='F',
+                       help='--task classifier: fail when under this share of images keeps its '
+                       f'top-1 class (default {DEFAULT_MIN_TOP1_AGREEMENT:g})')
     return parser.parse_args(argv)
 
 
