@@ -214,3 +214,31 @@ def test_export_refuses_an_out_in_a_folder_that_cannot_be_made():
         'error: --out /proc/none/x.onnx: cannot write into /proc/none (No such file or '
         'directory); name a folder you can write to']
     assert result.stdout == ''
+
+
+def test_shared_options_are_spelled_one_way(capsys):
+    flops = load_tool('analysis_tools/get_flops')
+    for argv, size in ((['--input-size', '64', '96'], (64, 96)), (['--input-size', '64'], (64, 64)),
+                       (['--shape', '64', '96'], (64, 96)), ([], (224, 224))):
+        assert flops.parse_args([CLS_CONFIG] + argv).input_size == size, argv
+    with pytest.raises(SystemExit) as done:
+        flops.parse_args(['--help'])
+    assert done.value.code == 0
+    help_text = ' '.join(capsys.readouterr().out.split())
+    assert 'deprecated: the old spelling of --input-size' in help_text
+    with pytest.raises(SystemExit) as done:  # argparse's own refusal: status 2, usage, one error
+        flops.parse_args([CLS_CONFIG, '--input-size', '1', '2', '3'])
+    assert done.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(
+        'error: --input-size takes H W (or one value for a square), got 1 2 3')
+    benchmark = load_tool('analysis_tools/benchmark')
+    assert benchmark.parse_args(['--device', 'cuda:1']).device == 'cuda:1'
+    with pytest.raises(SystemExit) as done:
+        benchmark.parse_args(['--device', 'gpu'])
+    assert done.value.code == 2
+    assert "give cpu, cuda or cuda:<index>" in capsys.readouterr().err
+    infer = load_tool('infer')
+    args = infer.parse_args([CLS_CONFIG, 'x.pth', 'a.jpg', '--weights', 'raw', '--cfg-options',
+                             'model.backbone.arch=s'])
+    assert (args.weights, args.cfg_options, args.device) == ('raw', {'model.backbone.arch': 's'},
+                                                             None)
