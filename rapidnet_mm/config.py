@@ -3,11 +3,14 @@ mmseg (the ``default_scope`` picks the library), applies ``--cfg-options``, and 
 with a checkpoint. The training runner, the export command, the benchmark and inference all start
 here."""
 import copy
+import os
 import os.path as osp
 from typing import Optional
 
 import torch.nn as nn
 from mmengine.config import Config
+
+from .errors import RapidNetError
 
 LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
 # The folder holding configs/ and tools/: the repository of an editable install, or the copies a
@@ -15,15 +18,9 @@ LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
 PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
 
 
-class ConfigError(SystemExit):
-    """A config or setting that cannot run here; exits with one clear line on stderr (status 1).
-
-    The message must stay the exit code: Python prints a SystemExit's code only when it is not
-    an int, so setting an int status would exit silently.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(f'error: {message}')
+class ConfigError(RapidNetError):
+    """A config or setting that cannot run here (a missing file, a scope of no library we serve,
+    a setting this machine cannot run); the tools print it as one ``error:`` line."""
 
 
 def shipped_file(*parts: str) -> str:
@@ -65,6 +62,29 @@ def load_model_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     return cfg
 
 
+def own_value_error(err: BaseException) -> Optional[ValueError]:
+    """The ValueError raised by rapidnet_mm's own code in ``err``'s chain, if there is one.
+
+    mmengine 0.10's ``build_from_cfg`` lets an error raised while building pass unchanged;
+    mmcv 1.x's (and registries modelled on it) re-raised it as
+    ``type(e)(f'{obj_cls.__name__}: {e}')`` inside the ``except``, once per nesting level, which
+    keeps ours as ``__context__``. Both are found by following the chain to the exception whose
+    innermost frame is a file of this package.
+    """
+    package_dir = osp.dirname(osp.abspath(__file__)) + os.sep
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if (isinstance(err, ValueError) and tb is not None
+                and osp.abspath(tb.tb_frame.f_code.co_filename).startswith(package_dir)):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
 def model_registry(scope: str):
     """The ``MODELS`` registry of the library ``scope`` names."""
     if scope == 'mmpretrain':
@@ -87,12 +107,22 @@ def build_model(cfg: Config, checkpoint: Optional[str] = None) -> nn.Module:
 
     Returns:
         The model, on CPU, in eval mode.
+
+    Raises:
+        ConfigError: a setting our own code refuses while building (e.g. an unknown arch; the
+            original ValueError chained), a missing checkpoint, or one that does not fit.
     """
     from mmengine.registry import DefaultScope
     from mmengine.runner import load_checkpoint
     # building can edit the config it is given (mmpretrain's batch augments do): use a copy
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
-        model = model_registry(cfg.default_scope).build(copy.deepcopy(cfg.model))
+        try:
+            model = model_registry(cfg.default_scope).build(copy.deepcopy(cfg.model))
+        except ValueError as err:  # our own clear message about a setting: an expected error
+            own = own_value_error(err)
+            if own is None:
+                raise
+            raise ConfigError(str(own)) from err
     if checkpoint is not None:
         if not osp.isfile(checkpoint):
             raise ConfigError(f'checkpoint not found: {checkpoint}')

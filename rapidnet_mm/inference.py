@@ -21,6 +21,7 @@ from mmengine.config import Config
 from .checkpoints.common import CheckpointLayoutError, check_fits
 from .checkpoints.hub import CheckpointDownloadError
 from .checkpoints.loading import CheckpointWeights, read_checkpoint_file, read_weights
+from .errors import RapidNetError
 
 TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmseg': 'segmentation'}
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -33,7 +34,7 @@ LEGEND_MARGIN = 6
 LEGEND_SWATCH = 12
 
 
-class InferenceError(ValueError):
+class InferenceError(RapidNetError, ValueError):
     """Bad input to :func:`run_inference` (image, checkpoint, device); one line for the user."""
 
 
@@ -67,13 +68,14 @@ def find_images(inputs: Sequence[str]) -> List[str]:
 
 
 def resolve_device(device: Optional[str]) -> str:
-    """'cuda' or 'cpu'; None picks CUDA when available. Asking for CUDA without it is an error."""
+    """'cpu', 'cuda' or 'cuda:<index>'; None picks CUDA when available. Asking for CUDA without
+    it is an error."""
     if device is None:
         return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if device not in ('cpu', 'cuda'):
-        raise InferenceError(f"--device must be 'cpu' or 'cuda', got {device!r}")
-    if device == 'cuda' and not torch.cuda.is_available():
-        raise InferenceError('--device cuda, but this PyTorch sees no CUDA device; run with '
+    if device != 'cpu' and device.split(':')[0] != 'cuda':
+        raise InferenceError(f"--device must be 'cpu' or 'cuda[:i]', got {device!r}")
+    if device != 'cpu' and not torch.cuda.is_available():
+        raise InferenceError(f'--device {device}, but this PyTorch sees no CUDA device; run with '
                              '--device cpu')
     return device
 

@@ -1,31 +1,17 @@
 """What tools/train.py and tools/test.py share: one entry point for mmpretrain, mmdet and mmseg
 configs. The config's ``default_scope`` picks the library; mmengine's Runner does the work."""
-import argparse
 import os
 import os.path as osp
 from typing import Any, Callable, Iterable, List, Optional
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
-from .config import ConfigError, load_model_config
+from .config import ConfigError, load_model_config, own_value_error
+from .errors import DEBUG_ENV
 
 # init_cfg types that load a checkpoint file (mmengine's and ours, which also reads the authors'
 # files as published).
 PRETRAINED_INIT_TYPES = ('Pretrained', 'RapidNetPretrained')
-DEBUG_ENV = 'RAPIDNET_MM_DEBUG'  # =1: config mistakes keep their full traceback, as --debug
-
-
-def add_common_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: '
-                        './work_dirs/<config name>)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (mmengine syntax)')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher (torchrun: pytorch)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    parser.add_argument('--debug', action='store_true',
-                        help=f'show the full traceback of a config mistake (or {DEBUG_ENV}=1) '
-                        'instead of one error line')
 
 
 def load_config(path: str, cfg_options: Optional[dict], launcher: str,
@@ -259,29 +245,6 @@ def load_test_weights(runner, loaded, checkpoint: str) -> None:
             sorted(loaded.state_dict))
 
 
-def _own_value_error(err: BaseException) -> Optional[ValueError]:
-    """The ValueError raised by rapidnet_mm's own code in ``err``'s chain, if there is one.
-
-    mmengine 0.10's ``build_from_cfg`` lets an error raised while building pass unchanged;
-    mmcv 1.x's (and registries modelled on it) re-raised it as
-    ``type(e)(f'{obj_cls.__name__}: {e}')`` inside the ``except``, once per nesting level, which
-    keeps ours as ``__context__``. Both are found by following the chain to the exception whose
-    innermost frame is a file of this package.
-    """
-    package_dir = osp.dirname(osp.abspath(__file__)) + os.sep
-    seen = set()
-    while err is not None and id(err) not in seen:
-        seen.add(id(err))
-        tb = err.__traceback__
-        while tb is not None and tb.tb_next is not None:
-            tb = tb.tb_next
-        if (isinstance(err, ValueError) and tb is not None
-                and osp.abspath(tb.tb_frame.f_code.co_filename).startswith(package_dir)):
-            return err
-        err = err.__cause__ or err.__context__
-    return None
-
-
 def _config_path(node, target: dict, path: str) -> Optional[str]:
     """Where in ``node`` the dict ``target`` (a config being built) is, e.g. model.backbone."""
     if isinstance(node, dict):
@@ -313,18 +276,18 @@ def _setting_being_built(err: BaseException, cfg: Config) -> Optional[str]:
     return None if built is None else _config_path(cfg.to_dict(), built, '')
 
 
-def config_error_line(err: BaseException, cfg: Config,
-                      cfg_options: Optional[dict]) -> Optional[str]:
-    """One ``error:`` line for our own clear ValueError raised while ``cfg`` ran; None for
+def config_error_message(err: BaseException, cfg: Config,
+                         cfg_options: Optional[dict]) -> Optional[str]:
+    """The one-line message for our own clear ValueError raised while ``cfg`` ran; None for
     anything else (whose traceback must stay).
 
-    The line names the config setting the error came from (the model part being built, and the
-    ``--cfg-options`` that set something in it).
+    The message names the config setting the error came from (the model part being built, and
+    the ``--cfg-options`` that set something in it).
     """
-    own = _own_value_error(err)
+    own = own_value_error(err)
     if own is None:
         return None
-    line = f'error: {own}'
+    line = str(own)
     where = _setting_being_built(own, cfg)
     if where:
         given = [f'{k}={v}' for k, v in (cfg_options or {}).items()
@@ -336,17 +299,18 @@ def config_error_line(err: BaseException, cfg: Config,
 
 def run_reporting_config_errors(work: Callable[[], Any], cfg: Config,
                                 cfg_options: Optional[dict], debug: bool = False) -> Any:
-    """Run ``work`` (building and running the Runner); our own clear errors in the config end
-    as one ``error:`` line and exit status 1, unless ``debug`` or ``RAPIDNET_MM_DEBUG=1``
-    asks for the traceback. Every other exception propagates with its traceback."""
+    """Run ``work`` (building and running the Runner); our own clear ValueError in the config
+    becomes a :class:`ConfigError` naming the setting (one ``error:`` line and exit status 2
+    through :func:`rapidnet_mm.cli.run_tool`), unless ``debug`` or ``RAPIDNET_MM_DEBUG=1`` asks
+    for the original traceback. Every other exception propagates unchanged."""
     try:
         return work()
     except Exception as err:
-        line = None if debug or os.environ.get(DEBUG_ENV) == '1' else config_error_line(
+        message = None if debug or os.environ.get(DEBUG_ENV) == '1' else config_error_message(
             err, cfg, cfg_options)
-        if line is None:
+        if message is None:
             raise
-        raise SystemExit(line) from None
+        raise ConfigError(message) from err
 
 
 def enable_test_visualization(cfg: Config, show_dir: str,

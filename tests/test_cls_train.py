@@ -68,7 +68,7 @@ def test_training_without_teacher_weights_stops_with_one_line(data_and_teacher, 
     cfg = tiny_config(BASE, str(tmp_path / 'cfg.py'), str(data_and_teacher / 'imagenet'), None)
     work = tmp_path / 'work'
     result = run_tool([PYTHON, 'tools/train.py', cfg, '--work-dir', str(work)])
-    assert result.returncode == 1
+    assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('error: distillation training needs the teacher')
     assert 'model.teacher.checkpoint' in last

@@ -1,17 +1,13 @@
 """The authors' mmdet 2.28 Mask R-CNN checkpoints -> our mmdet 3.x model, on checkpoints
 synthesised in that layout, and backbone initialisation from a converted classification file."""
-import os.path as osp
-import runpy
-import sys
-
 import pytest
 import torch
 
-from det_helpers import (DET_CONFIGS, REPO, build_detector, load_cfg,
-                         synthesise_mmdet2_checkpoint)
+from det_helpers import DET_CONFIGS, build_detector, load_cfg, synthesise_mmdet2_checkpoint
 from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import CheckpointLayoutError, classification, detection
 from rapidnet_mm.checkpoints import convert_checkpoint
+from tool_helpers import load_tool
 
 pytestmark = pytest.mark.core
 
@@ -71,13 +67,12 @@ def test_round_trip_strict_load_and_equal_backbone_outputs(model_m):
     assert via_dispatcher.state_dict.keys() == conversion.state_dict.keys()
 
 
-def test_convert_official_tool_writes_a_loadable_file(model_m, tmp_path, monkeypatch, capsys):
+def test_convert_official_tool_writes_a_loadable_file(model_m, tmp_path, capsys):
     ckpt, _ = synthesise_mmdet2_checkpoint(model_m, seed=2)
     ckpt['meta'] = {'mmdet_version': '2.28.2'}  # what weights_only=True can read back
     src, dst = tmp_path / 'RapidNet_M_Detection.pth', tmp_path / 'out' / 'maskrcnn_m.pth'
     torch.save(ckpt, src)
-    monkeypatch.setattr(sys, 'argv', ['convert_official.py', str(src), str(dst)])
-    runpy.run_path(osp.join(REPO, 'tools', 'model_converters', 'convert_official.py'), run_name='__main__')
+    assert load_tool('model_converters/convert_official').main([str(src), str(dst)]) == 0
     out = capsys.readouterr().out
     assert 'detection checkpoint, RapidNet-m' in out
     assert '(for configs/det/maskrcnn_rapidnet_m_coco.py)' in out

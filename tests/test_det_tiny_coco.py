@@ -71,7 +71,7 @@ def test_generator_cli(tmp_path):
     assert sorted(os.listdir(tmp_path / 'd' / 'val')) == ['000000.png']
     out = subprocess.run([sys.executable, tool, '--out', str(tmp_path / 'e'), '--image-size', '32'],
                          capture_output=True, text=True, timeout=300)
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert out.stderr.strip() == 'error: image_size must be at least 64 pixels, got 32'
     assert not (tmp_path / 'e').exists()
 

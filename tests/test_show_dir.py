@@ -42,7 +42,7 @@ def test_score_threshold_is_for_detection_and_the_hook_is_required(tmp_path):
     assert det.default_hooks.visualization.score_thr == 0.05
     seg = Config(dict(default_scope='mmseg', visualizer=dict(type='SegLocalVisualizer'),
                       default_hooks=dict(visualization=dict(type='SegVisualizationHook'))))
-    with pytest.raises(ConfigError, match='^error: --show-score-thr is for detection configs'):
+    with pytest.raises(ConfigError, match='^--show-score-thr is for detection configs'):
         enable_test_visualization(seg, str(tmp_path), 0.05)
-    with pytest.raises(ConfigError, match='^error: --show-dir needs default_hooks.visualization'):
+    with pytest.raises(ConfigError, match='^--show-dir needs default_hooks.visualization'):
         enable_test_visualization(Config(dict(default_scope='mmseg')), str(tmp_path))

@@ -7,7 +7,8 @@
 4. draws what the model sees: a grid of validation images, ground truth beside prediction
    (mmdet's DetLocalVisualizer), and the training-loss curve, into the work dir.
 
-It exits with status 1 when the trained model's bbox or segm mAP is zero.
+It exits with status 1 when the trained model's bbox or segm mAP is zero, and with status 2 and
+one error line when it cannot run (e.g. --iters 0).
 
 Usage: python tools/demo.py [--iters N] [--data-root DIR] [--work-dir DIR]
        [--pictures-from CKPT] [--verbose]
@@ -41,14 +42,21 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = parse_args(argv)
+    from rapidnet_mm.cli import check_output_path, run_tool
     from rapidnet_mm.demo import DemoFailed, run_demo
-    try:
-        run_demo(args.iters, args.data_root, args.work_dir, args.pictures_from, args.verbose)
-    except DemoFailed as err:
-        sys.exit(f'error: {err}')
+
+    def demo() -> int:
+        check_output_path(args.work_dir, '--work-dir', folder=True)
+        try:
+            run_demo(args.iters, args.data_root, args.work_dir, args.pictures_from, args.verbose)
+        except DemoFailed as err:  # it ran and did not learn: a failed result, not a bad input
+            print(f'error: {err}', file=sys.stderr)
+            return 1
+        return 0
+    return run_tool(demo)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

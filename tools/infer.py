@@ -13,7 +13,8 @@ Usage: python tools/infer.py CONFIG CHECKPOINT IMAGE_OR_DIR... [--out-dir DIR] [
 import argparse
 import sys
 
-from mmengine.config import DictAction
+from rapidnet_mm.cli import (add_cfg_options, add_device_option, add_weights_option,
+                             check_output_path, run_tool)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,34 +29,32 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='image files and/or folders of images')
     parser.add_argument('--out-dir', default='infer_out',
                         help='where NAME.png and NAME.json go (default: %(default)s)')
-    parser.add_argument('--device', choices=['cpu', 'cuda'], default=None,
-                        help='default: cuda when available, else cpu')
-    parser.add_argument('--weights', choices=['ema', 'raw'], default='ema',
-                        help="the authors' ImageNet files hold two sets: 'ema' (default) or 'raw'")
+    add_device_option(parser, None, 'default: cuda when available, else cpu')
+    add_weights_option(parser)
     parser.add_argument('--score-thr', type=float, default=0.3,
                         help='detection: lowest score drawn; the JSON has all predictions '
                         '(default: %(default)s)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (mmengine syntax)')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = parse_args(argv)
-    from rapidnet_mm.inference import (InferenceError, build_predictor, find_images,
-                                       run_inference)
-    try:
-        images = find_images(args.images)
-        predictor = build_predictor(args.config, args.checkpoint, device=args.device,
-                                    cfg_options=args.cfg_options, weights=args.weights,
-                                    score_thr=args.score_thr)
-        for note in predictor.notes:
-            print(note)
-        print(f'{len(images)} image(s) -> {args.out_dir}')
-        run_inference(predictor, images, args.out_dir)
-    except (InferenceError, ValueError) as err:
-        sys.exit(f'error: {err}')  # one line; a refused checkpoint's keys follow, indented
+    return run_tool(lambda: infer(args))
+
+
+def infer(args: argparse.Namespace) -> None:
+    from rapidnet_mm.inference import build_predictor, find_images, run_inference
+    images = find_images(args.images)
+    check_output_path(args.out_dir, '--out-dir', folder=True)
+    predictor = build_predictor(args.config, args.checkpoint, device=args.device,
+                                cfg_options=args.cfg_options, weights=args.weights,
+                                score_thr=args.score_thr)
+    for note in predictor.notes:
+        print(note)
+    print(f'{len(images)} image(s) -> {args.out_dir}')
+    run_inference(predictor, images, args.out_dir)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

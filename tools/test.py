@@ -11,11 +11,13 @@ Usage: python tools/test.py CONFIG CHECKPOINT [--weights ema|raw] [--work-dir DI
        [--launcher none|pytorch|slurm|mpi] [--debug]
 """
 import argparse
+import os
+import sys
 
-from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
-                                check_sync_bn, enable_test_visualization, load_config,
-                                load_test_weights, read_test_checkpoint,
-                                run_reporting_config_errors)
+from rapidnet_mm.cli import add_common_args, add_weights_option, check_output_path, run_tool
+from rapidnet_mm.runner import (ConfigError, build_runner, check_data_roots, check_sync_bn,
+                                enable_test_visualization, load_config, load_test_weights,
+                                read_test_checkpoint, run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:
@@ -23,9 +25,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('config', help='config file')
     parser.add_argument('checkpoint', help="checkpoint file or URL (ours or the authors' as "
                         'published, e.g. a huggingface.co/SLDGroup/RapidNet URL)')
-    parser.add_argument('--weights', choices=['ema', 'raw'], default='ema',
-                        help="the authors' ImageNet files hold two sets: 'ema' (default) or "
-                        "'raw'")
+    add_weights_option(parser)
     parser.add_argument('--out', help='also dump the raw predictions to this .pkl file')
     parser.add_argument('--show-dir', help="draw ground truth beside prediction for every test "
                         "image into this folder (the library's visualization hook; "
@@ -36,12 +36,18 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def main() -> None:
+def main() -> int:
     args = parse_args()
+    return run_tool(lambda: test(args), args.debug)
+
+
+def test(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.out:
         if not args.out.endswith(('.pkl', '.pickle')):
             raise ConfigError('--out must end with .pkl')
+        if os.environ.get('RANK', '0') == '0':  # the rank that writes it; no race on the probe
+            check_output_path(args.out, '--out')
         evaluator = cfg.test_evaluator
         evaluator = list(evaluator) if isinstance(evaluator, (list, tuple)) else [evaluator]
         cfg.test_evaluator = evaluator + [dict(type='mmengine.DumpResults',
@@ -56,13 +62,13 @@ def main() -> None:
     loaded = read_test_checkpoint(cfg, args.checkpoint, args.weights)
     print(f'weights: {loaded.source}')
 
-    def test():
+    def build_and_test():
         runner = build_runner(cfg)
         load_test_weights(runner, loaded, args.checkpoint)
         return runner.test()
 
-    run_reporting_config_errors(test, cfg, args.cfg_options, args.debug)
+    run_reporting_config_errors(build_and_test, cfg, args.cfg_options, args.debug)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -7,9 +7,11 @@ Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp | 
        [--auto-scale-lr] [--no-validate] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]
 """
 import argparse
+import sys
 
+from rapidnet_mm.cli import add_common_args, run_tool
 from rapidnet_mm.models.distillation import teacher_setup_problem
-from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
+from rapidnet_mm.runner import (ConfigError, build_runner, check_data_roots,
                                 check_pretrained_checkpoints, check_training_devices,
                                 load_config, run_reporting_config_errors)
 
@@ -32,8 +34,12 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def main() -> None:
+def main() -> int:
     args = parse_args()
+    return run_tool(lambda: train(args), args.debug)
+
+
+def train(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.cfg_options, args.launcher, args.work_dir)
     if args.amp:
         if cfg.optim_wrapper.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
@@ -46,8 +52,7 @@ def main() -> None:
             cfg.optim_wrapper.pop(key, None)
     if args.auto_scale_lr:
         if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
-            raise SystemExit('error: --auto-scale-lr needs auto_scale_lr.base_batch_size in the '
-                             'config')
+            raise ConfigError('--auto-scale-lr needs auto_scale_lr.base_batch_size in the config')
         cfg.auto_scale_lr.enable = True
     if args.no_validate:
         cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -66,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -30,6 +30,7 @@ from ..deploy.export_module import ExportError
 from ..deploy.reparameterize import rapidnet_modules, reparameterize_model
 from ..deploy.runtime import (FILE_RUNTIMES, INT8_RUNTIMES, RUNTIMES, RuntimeSetupError,
                               build_runtime)
+from ..errors import InputError
 from ..models import ARCH_SETTINGS, RapidNetClsHead
 from .flops import count_macs
 
@@ -187,7 +188,7 @@ def peer_subject(timm_name: str) -> Subject:
     import timm
     from timm.utils.model import reparameterize_model as timm_reparameterize
     if timm_name not in PEERS:
-        raise ValueError(f'unknown peer {timm_name!r}; choose from {sorted(PEERS)}')
+        raise InputError(f'unknown peer {timm_name!r}; choose from {sorted(PEERS)}')
     label, accuracy = PEERS[timm_name]
     model = timm.create_model(timm_name, pretrained=False).eval()
     deploy = timm_reparameterize(copy.deepcopy(model)).eval()

@@ -21,6 +21,7 @@ from ..deploy.formats import export_model, load_exported
 from ..deploy.int8 import IMAGE_SUFFIXES
 from ..deploy.normalization import InputNormalization
 from ..deploy.photos import to_batch
+from ..errors import InputError
 
 INT8_FORMATS = ('executorch', 'onnx', 'openvino')
 RUNTIME_NAMES = {'executorch': 'ExecuTorch (XNNPACK)', 'onnx': 'ONNX Runtime',
@@ -33,7 +34,7 @@ def labelled_images(folder: str, input_size: Sequence[int],
     (the subfolders in sorted order).
 
     Raises:
-        ValueError: no class folder or no image.
+        InputError: no class folder or no image.
     """
     from PIL import Image
     classes = sorted(d for d in os.listdir(folder) if osp.isdir(osp.join(folder, d)))
@@ -45,7 +46,7 @@ def labelled_images(folder: str, input_size: Sequence[int],
                     images.append(image.convert('RGB'))
                 labels.append(index)
     if not images:
-        raise ValueError(f'{folder}: no class folders with images (expected CLASS/IMAGE files)')
+        raise InputError(f'{folder}: no class folders with images (expected CLASS/IMAGE files)')
     return to_batch(images, input_size, channel_order), torch.tensor(labels)
 
 

@@ -26,6 +26,8 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
+from ..errors import RapidNetError
+
 TIMESTAMP = re.compile(r'^\d{8}_\d{6}$')
 
 # mmengine metric key -> (metafile metric name, task, factor to the paper's unit)
@@ -37,7 +39,7 @@ METRICS: Dict[str, Tuple[str, str, float]] = {
 }
 
 
-class CollectError(ValueError):
+class CollectError(RapidNetError, ValueError):
     """A work dir or metafile that cannot be read; reported as one ``error:`` line."""
 
 

@@ -9,6 +9,7 @@ import inspect
 from types import ModuleType
 from typing import List
 
+from ..errors import InputError
 from .backbone import convert_original_state, map_backbone_key, map_head_key
 from .common import CheckpointLayoutError, Conversion, detect_arch
 from .hub import CheckpointDownloadError, fetch_checkpoint
@@ -34,11 +35,11 @@ def convert_checkpoint(ckpt: dict, **options) -> Conversion:
     Args:
         ckpt: The loaded file.
         **options: Passed to the module's ``convert`` (e.g. ``weights='raw'`` for
-            classification); an option that module does not take raises ValueError.
+            classification); an option that module does not take raises InputError.
 
     Raises:
         CheckpointLayoutError: no format matches, or the matching one cannot map the file.
-        ValueError: an option the matching format does not take.
+        InputError: an option the matching format does not take.
     """
     if not isinstance(ckpt, dict):
         raise CheckpointLayoutError(f'expected a checkpoint dict, got {type(ckpt).__name__}')
@@ -51,7 +52,7 @@ def convert_checkpoint(ckpt: dict, **options) -> Conversion:
         takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         unsupported = [k for k in options if k not in params and not takes_any]
         if unsupported:
-            raise ValueError(f'option(s) {unsupported} do not apply to a {kind} checkpoint')
+            raise InputError(f'option(s) {unsupported} do not apply to a {kind} checkpoint')
         return module.convert(ckpt, **options)
     tried = ', '.join(m.__name__.rsplit('.', 1)[-1] for m in modules)
     raise CheckpointLayoutError(f'not an authors\' RapidNet checkpoint of any known layout '

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from ..errors import InputError
 from .backbone import convert_original_state
 from .common import CheckpointLayoutError, Conversion, check_complete, detect_arch
 
@@ -50,7 +51,7 @@ def select_weights(ckpt: dict, weights: str = 'ema') -> Tuple[dict, str]:
         ``(state, note)``.
     """
     if weights not in WEIGHTS:
-        raise ValueError(f'weights must be one of {sorted(WEIGHTS)}, got {weights!r}')
+        raise InputError(f'weights must be one of {sorted(WEIGHTS)}, got {weights!r}')
     sets = _weight_sets(ckpt)
     if 'state_dict' in sets or 'state_dict_ema' in sets:
         key = WEIGHTS[weights]

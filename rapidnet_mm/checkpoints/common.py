@@ -10,10 +10,11 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..errors import RapidNetError
 from ..models.rapidnet import ARCH_SETTINGS
 
 
-class CheckpointLayoutError(ValueError):
+class CheckpointLayoutError(RapidNetError, ValueError):
     """A checkpoint that does not fit the layout it claims; the message lists the keys."""
 
     def __init__(self, message: str, keys: Optional[List[str]] = None, limit: int = 40) -> None:

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 from urllib.parse import unquote, urlsplit
 
+from ..errors import MissingFileError, RapidNetError
+
 HUB_HOSTS = ('huggingface.co', 'hf.co')
 HUB_URL = 'https://huggingface.co'
 # The authors' weights (repository SLDGroup/RapidNet, branch main): kind -> variant -> path.
@@ -43,7 +45,7 @@ _CUT_SHORT = ('RemoteProtocolError', 'ChunkedEncodingError', 'IncompleteRead', '
               'ReadError', 'ReadTimeout', 'ContentTooShortError', 'IncompleteDownload')
 
 
-class CheckpointDownloadError(ValueError):
+class CheckpointDownloadError(RapidNetError, ValueError):
     """A weights file that cannot be fetched; the message is one line with the fix."""
 
 
@@ -126,7 +128,7 @@ def fetch_checkpoint(spec: str, instead: str = LOCAL_COPY,
         The path of the local file (in huggingface_hub's or torch hub's cache for URLs).
 
     Raises:
-        FileNotFoundError: a local path with no file.
+        MissingFileError: a local path with no file (a FileNotFoundError).
         CheckpointDownloadError: a URL that cannot be fetched (one line: cause and fix).
     """
     spec = str(spec)
@@ -141,7 +143,7 @@ def fetch_checkpoint(spec: str, instead: str = LOCAL_COPY,
                 f'hf://<owner>/<repo>/<path>, not {scheme}://; {instead}')
         return _fetch_url(spec, instead)
     if not osp.isfile(spec):
-        raise FileNotFoundError(f'checkpoint not found: {spec}')
+        raise MissingFileError(f'checkpoint not found: {spec}')
     return spec
 
 

@@ -12,6 +12,7 @@ from typing import Dict, List, Optional
 
 import torch
 
+from ..errors import InputError
 from . import convert_checkpoint, format_modules
 from .common import CheckpointLayoutError, Conversion
 from .hub import LOCAL_COPY, fetch_checkpoint
@@ -87,22 +88,22 @@ def read_weights(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
         ckpt: The loaded file.
         weights: For the authors' ImageNet files: 'ema' (``state_dict_ema``, what the authors'
             downstream code loads) or 'raw' (``state_dict``). Other files hold one set of
-            weights; asking them for 'raw' raises ValueError rather than being ignored.
+            weights; asking them for 'raw' raises InputError rather than being ignored.
 
     Raises:
         CheckpointLayoutError: an authors' file that cannot be mapped, or a file with no state
             dict (its keys listed).
-        ValueError: ``weights`` that is not 'ema'/'raw' or does not apply to the file.
+        InputError: ``weights`` that is not 'ema'/'raw' or does not apply to the file.
     """
     if weights not in AUTHORS_WEIGHT_SETS:
-        raise ValueError(f'weights must be one of {AUTHORS_WEIGHT_SETS}, got {weights!r}')
+        raise InputError(f'weights must be one of {AUTHORS_WEIGHT_SETS}, got {weights!r}')
     if not isinstance(ckpt, dict):
         raise CheckpointLayoutError(f'expected a checkpoint dict, got {type(ckpt).__name__}')
     kind = next((m.__name__.rsplit('.', 1)[-1] for m in format_modules() if m.matches(ckpt)),
                 None)
     if kind is not None:
         if kind != 'classification' and weights != 'ema':
-            raise ValueError(f"weights={weights!r} applies to the authors' ImageNet files; this "
+            raise InputError(f"weights={weights!r} applies to the authors' ImageNet files; this "
                              f'is an authors\' {kind} checkpoint with a single set of weights')
         options = dict(weights=weights) if kind == 'classification' else {}
         conversion = convert_checkpoint(ckpt, **options)
@@ -118,7 +119,7 @@ def read_weights(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
             "neither an authors' RapidNet checkpoint nor an mmengine one (no 'state_dict' of "
             'tensors); its keys are', file_keys(ckpt))
     if weights != 'ema':
-        raise ValueError(f"weights={weights!r} applies to the authors' ImageNet files; this "
+        raise InputError(f"weights={weights!r} applies to the authors' ImageNet files; this "
                          'mmengine checkpoint holds a single set of weights')
     return CheckpointWeights(state_dict=dict(state), meta=_meta(ckpt),
                              source='an mmengine checkpoint in rapidnet_mm names')

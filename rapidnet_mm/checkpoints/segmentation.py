@@ -14,6 +14,7 @@ from typing import Dict, List
 
 import torch
 
+from ..errors import InputError
 from .backbone import convert_original_state
 from .common import CheckpointLayoutError, Conversion, check_complete, detect_arch
 
@@ -72,14 +73,14 @@ def convert(ckpt: dict, **options) -> Conversion:
     Args:
         ckpt: The loaded file (see module docstring).
         **options: None are supported (the file holds one set of weights); any given raises
-            ValueError.
+            InputError.
 
     Raises:
         CheckpointLayoutError: no ``state_dict``, keys that map to nothing in mmseg 1.x
             (listed), or tensors that do not fill the detected variant's Semantic FPN.
     """
     if options:
-        raise ValueError(f'unsupported options for a segmentation checkpoint: {sorted(options)} '
+        raise InputError(f'unsupported options for a segmentation checkpoint: {sorted(options)} '
                          '(an mmseg file holds a single set of weights)')
     state = ckpt.get('state_dict')
     if not isinstance(state, dict):

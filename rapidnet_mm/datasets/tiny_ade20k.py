@@ -15,6 +15,8 @@ import os.path as osp
 import cv2
 import numpy as np
 
+from ..errors import InputError, OutputError
+
 # raw ADE label -> BGR colour of its region; 0 is ADE's "other" (ignored with reduce_zero_label)
 COLOURS = {1: (40, 40, 200), 2: (40, 200, 40), 3: (200, 40, 40), 4: (128, 128, 128)}
 MIN_SIZE = 32  # rectangles are at least 12 px and at most half the image
@@ -33,13 +35,13 @@ def make_ade_layout(root: str, seed: int = 0, num_train: int = 6, num_val: int =
         max_size: Largest image side in pixels (exclusive).
 
     Raises:
-        ValueError: a non-positive image count or sizes outside ``MIN_SIZE <= min < max``.
+        InputError: a non-positive image count or sizes outside ``MIN_SIZE <= min < max``.
     """
     if num_train < 1 or num_val < 1:
-        raise ValueError(f'need at least one image per split, got num_train={num_train}, '
+        raise InputError(f'need at least one image per split, got num_train={num_train}, '
                          f'num_val={num_val}')
     if not MIN_SIZE <= min_size < max_size:
-        raise ValueError(f'need {MIN_SIZE} <= min_size < max_size, got {min_size} and '
+        raise InputError(f'need {MIN_SIZE} <= min_size < max_size, got {min_size} and '
                          f'{max_size}')
     rng = np.random.default_rng(seed)
     for split, count in (('training', num_train), ('validation', num_val)):
@@ -62,4 +64,4 @@ def make_ade_layout(root: str, seed: int = 0, num_train: int = 6, num_val: int =
                 os.makedirs(folder, exist_ok=True)
                 path = osp.join(folder, f'{name}.{ext}')
                 if not cv2.imwrite(path, array):
-                    raise OSError(f'could not write {path}')
+                    raise OutputError(f'could not write {path}')

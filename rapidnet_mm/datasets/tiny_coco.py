@@ -19,6 +19,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..errors import InputError, OutputError
+
 CATEGORIES = ('circle', 'triangle', 'square')
 SPLITS = ('train', 'val')
 MIN_IMAGE_SIZE = 64
@@ -115,7 +117,7 @@ def make_split(root: str, split: str, num_images: int, image_size: int, seed: in
         image, annotations = make_image(rng, image_size)
         file_name = f'{image_id - 1:06d}.png'
         if not cv2.imwrite(osp.join(root, split, file_name), image):
-            raise OSError(f'could not write {osp.join(root, split, file_name)}')
+            raise OutputError(f'could not write {osp.join(root, split, file_name)}')
         coco['images'].append(dict(id=image_id, file_name=file_name, width=image_size,
                                    height=image_size))
         for ann in annotations:
@@ -143,13 +145,13 @@ def make_dataset(root: str, num_train: int = 96, num_val: int = 24, image_size: 
         The COCO dicts by split name.
 
     Raises:
-        ValueError: a non-positive image count or an image size below 64.
+        InputError: a non-positive image count or an image size below 64.
     """
     if num_train < 1 or num_val < 1:
-        raise ValueError(f'need at least one image per split, got num_train={num_train}, '
+        raise InputError(f'need at least one image per split, got num_train={num_train}, '
                          f'num_val={num_val}')
     if image_size < MIN_IMAGE_SIZE:
-        raise ValueError(f'image_size must be at least {MIN_IMAGE_SIZE} pixels, got '
+        raise InputError(f'image_size must be at least {MIN_IMAGE_SIZE} pixels, got '
                          f'{image_size}')
     result = {}
     for split, count in zip(SPLITS, (num_train, num_val)):

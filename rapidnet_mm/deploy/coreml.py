@@ -18,6 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from ..errors import RapidNetError
 from ..models.mldc import MultiLevelDeformableConv
 from .coreml_compress import (check_compression, compress_mlmodel, format_psnr, min_psnr_for,
                               package_psnr, save_atomically)
@@ -392,8 +393,8 @@ def coreml_report(path: str, expected_params: Optional[int] = None) -> CoreMLRep
         expected_params=expected_params)
 
 
-class NeedsMacOS(RuntimeError):
-    """Core ML prediction runs only on macOS."""
+class NeedsMacOS(RapidNetError, RuntimeError):
+    """Core ML prediction runs only on macOS: a request refused on other systems."""
 
 
 def check_benchmark_platform() -> None:

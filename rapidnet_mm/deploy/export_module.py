@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from ..errors import RapidNetError
 from ..models import RapidNet, RapidNetClsHead
 from .dilated import dilated_to_dense
 from .normalization import InputNormalization
@@ -27,7 +28,7 @@ SEG_OUTPUT = 'seg_logits'
 TOTAL_STRIDE = 32
 
 
-class ExportError(ValueError):
+class ExportError(RapidNetError, ValueError):
     """A model or setting that cannot be exported; raised before any conversion starts."""
 
 

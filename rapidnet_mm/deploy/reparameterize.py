@@ -12,6 +12,7 @@ import torch.nn as nn
 from mmengine.config import Config
 
 from ..config import ConfigError, build_model
+from ..errors import InputError
 from ..models import RapidNet
 
 
@@ -33,15 +34,16 @@ def reparameterize_model(model: nn.Module) -> List[str]:
         The names of the RapidNets folded.
 
     Raises:
-        ValueError: no RapidNet in the model, or the model is in training mode (BatchNorm folds
-            use the running statistics, which training-mode outputs do not).
+        InputError: no RapidNet in the model.
+        ValueError: the model is in training mode (BatchNorm folds use the running
+            statistics, which training-mode outputs do not).
     """
     if model.training:
         raise ValueError('reparameterise a model in eval mode (call model.eval() first): the '
                          'folded form reproduces eval-mode outputs only')
     found = rapidnet_modules(model)
     if not found:
-        raise ValueError(f'nothing to reparameterise: {type(model).__name__} contains no RapidNet')
+        raise InputError(f'nothing to reparameterise: {type(model).__name__} contains no RapidNet')
     for module in found.values():
         if not module.deploy:
             module.switch_to_deploy()

@@ -31,12 +31,14 @@ from typing import Callable, List, Optional, Sequence
 import torch
 import torch.nn as nn
 
+from ..errors import RapidNetError
+
 RUNTIMES = ('eager', 'torchscript', 'inductor', 'onnxruntime', 'openvino', 'executorch')
 FILE_RUNTIMES = ('onnxruntime', 'openvino', 'executorch')  # run an exported file, CPU only
 INT8_RUNTIMES = FILE_RUNTIMES  # those with a static int8 form (--quantize int8)
 
 
-class RuntimeSetupError(ValueError):
+class RuntimeSetupError(RapidNetError, ValueError):
     """A module or setting a runtime cannot take; raised before any tracing or compiling."""
 
 

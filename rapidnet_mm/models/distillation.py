@@ -17,10 +17,12 @@ from mmpretrain.models.classifiers import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..errors import RapidNetError
+
 DEFAULT_TEACHER = 'regnety_160'  # RegNetY-16GF, the DeiT teacher
 
 
-class MissingTeacherError(RuntimeError):
+class MissingTeacherError(RapidNetError, RuntimeError):
     """Distillation training was asked for without teacher weights."""
 
 

@@ -22,9 +22,9 @@ from rapidnet_mm.analysis.benchmark import (PEERS, Settings, label, measure, pee
                                             subject_for_config)
 from rapidnet_mm.analysis.benchmark_report import (format_table, plot_accuracy_latency,
                                                    summary_lines)
-from rapidnet_mm.cli import run_tool
+from rapidnet_mm.cli import add_device_option, add_input_size, check_output_path, run_tool
 from rapidnet_mm.config import ConfigError, config_file
-from rapidnet_mm.deploy.runtime import RUNTIMES, RuntimeSetupError
+from rapidnet_mm.deploy.runtime import RUNTIMES
 
 VARIANTS = ('ti', 's', 'm', 'b')
 
@@ -36,11 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--peers', nargs='*', default=list(PEERS),
                         help=f'timm peers to time (default all: {" ".join(PEERS)}); "none" for '
                         'none')
-    parser.add_argument('--device', default='cpu', help='cpu or cuda[:i]')
+    add_device_option(parser, 'cpu', 'where to time (default cpu)')
     parser.add_argument('--batch-size', type=int, default=None,
                         help='throughput batch (default 16 on CPU, 256 on CUDA; 0 skips it)')
-    parser.add_argument('--input-size', type=int, nargs=2, default=(224, 224),
-                        metavar=('H', 'W'))
+    add_input_size(parser, (224, 224), 'input H W (default 224 224)')
     parser.add_argument('--amp', action='store_true',
                         help='autocast (bfloat16 on CPU, float16 on CUDA)')
     parser.add_argument('--channels-last', action='store_true')
@@ -71,8 +70,6 @@ def parse_args(argv=None) -> argparse.Namespace:
 def check_args(args) -> None:
     if args.device.startswith('cuda') and not torch.cuda.is_available():
         raise ConfigError(f'--device {args.device}: CUDA is not available here; use --device cpu')
-    if not (args.device == 'cpu' or args.device.startswith('cuda')):
-        raise ConfigError(f'--device must be cpu or cuda[:i], got {args.device!r}')
     if args.runs < 1 or args.warmup < 0:
         raise ConfigError('--runs must be >= 1 and --warmup >= 0')
     if args.threads is not None and args.threads < 1:
@@ -90,6 +87,9 @@ def check_args(args) -> None:
         raise ConfigError('--batch-size must be >= 0')
     if args.plot and not args.plot.endswith('.png'):
         raise ConfigError('--plot writes a png: name it *.png')
+    for option, path in (('--out', args.out), ('--plot', args.plot)):
+        if path:
+            check_output_path(path, option)
 
 
 def main(argv=None) -> int:
@@ -120,7 +120,7 @@ def main(argv=None) -> int:
         if args.plot:
             n = plot_accuracy_latency(subjects, args.plot, label(args.forms[-1], args.runtime[-1]))
             print(f'wrote {args.plot} ({n} models with a published top-1; others left out)')
-    return run_tool(body, ValueError, RuntimeSetupError)
+    return run_tool(body)
 
 
 if __name__ == '__main__':

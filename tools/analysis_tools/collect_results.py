@@ -9,7 +9,8 @@ import argparse
 import sys
 from typing import List
 
-from rapidnet_mm.analysis.results import CollectError, Row, collect, format_tables, load_model_index
+from rapidnet_mm.analysis.results import Row, collect, format_tables, load_model_index
+from rapidnet_mm.cli import check_output_path, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -22,21 +23,21 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+
+    def body() -> None:
+        if args.out:
+            check_output_path(args.out, '--out')
         models = load_model_index()
         rows: List[Row] = []
         for work_dir in args.work_dirs:
             rows += collect(work_dir, models)
-    except CollectError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 2
-    text = format_tables(rows)
-    print(text)
-    if args.out:
-        with open(args.out, 'w') as f:
-            f.write(text + '\n')
-        print(f'wrote {args.out}')
-    return 0
+        text = format_tables(rows)
+        print(text)
+        if args.out:
+            with open(args.out, 'w') as f:
+                f.write(text + '\n')
+            print(f'wrote {args.out}')
+    return run_tool(body)
 
 
 if __name__ == '__main__':

@@ -10,47 +10,51 @@ authors' 1x1-conv classifiers are convolutions). Parameters: all, including ``di
 Detectors need annotations to run their heads; for them (or to count any backbone alone) use
 ``--backbone-only``.
 
-Usage: python tools/analysis_tools/get_flops.py CONFIG [--shape H W] [--backbone-only] [--cfg-options k=v ...]
+Usage: python tools/analysis_tools/get_flops.py CONFIG [--input-size H W] [--backbone-only] [--cfg-options k=v ...]
+(``--shape H W``, the old spelling of ``--input-size``, still works.)
 """
 import argparse
 import sys
 
 from rapidnet_mm.analysis.flops import count_macs, count_params
+from rapidnet_mm.cli import add_cfg_options, add_input_size, run_tool
 from rapidnet_mm.config import ConfigError, build_model, load_model_config
 
 
-def parse_args() -> argparse.Namespace:
-    from mmengine.config import DictAction
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='Print the parameters and MACs (convolutions and linear layers) of a '
         "config's model for one image.")
     parser.add_argument('config', help='config file')
-    parser.add_argument('--shape', type=int, nargs=2, default=[224, 224], metavar=('H', 'W'),
-                        help='input height and width (default: 224 224)')
+    add_input_size(parser, (224, 224), 'input height and width (default: 224 224)',
+                   deprecated=('--shape',))
     parser.add_argument('--backbone-only', action='store_true',
                         help="count only the model's backbone (e.g. for detectors)")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value (mmengine syntax)')
-    return parser.parse_args()
+    add_cfg_options(parser)
+    return parser.parse_args(argv)
 
 
-def main() -> None:
-    args = parse_args()
-    if min(args.shape) < 32:
-        raise ConfigError(f'--shape {args.shape[0]} {args.shape[1]} is too small; RapidNet '
-                          'downsamples by 32, give at least 32 32')
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run_tool(lambda: report(args))
+
+
+def report(args: argparse.Namespace) -> None:
+    h, w = args.input_size
+    if min(h, w) < 32:
+        raise ConfigError(f'--input-size {h} {w} is too small; RapidNet downsamples by 32, give '
+                          'at least 32 32')
     model = build_model(load_model_config(args.config, args.cfg_options))
     if args.backbone_only:
         if not hasattr(model, 'backbone'):
-            sys.exit(f'error: the model of {args.config} has no backbone attribute')
+            raise ConfigError(f'the model of {args.config} has no backbone attribute')
         model = model.backbone
     try:
-        macs = count_macs(model, tuple(args.shape))
+        macs = count_macs(model, (h, w))
     except (TypeError, AttributeError, KeyError) as err:
-        sys.exit(f'error: {type(model).__name__} does not run on an image alone ({err}); '
-                 'count its backbone with --backbone-only')
+        raise ConfigError(f'{type(model).__name__} does not run on an image alone ({err}); '
+                          'count its backbone with --backbone-only') from err
     params = count_params(model)
-    h, w = args.shape
     print(f'config: {args.config}' + (' (backbone only)' if args.backbone_only else ''))
     print(f'input: 1x3x{h}x{w}')
     print(f'params: {params:,} ({params / 1e6:.2f} M)')
@@ -59,4 +63,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

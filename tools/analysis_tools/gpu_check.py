@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from rapidnet_mm.analysis.gpu_check import STAGES, run_check
-from rapidnet_mm.cli import run_tool
+from rapidnet_mm.cli import check_output_path, run_tool
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -34,13 +34,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    passed = []
 
-    def body() -> None:
-        passed.append(run_check(args.out, args.rehearse_on_cpu, args.stages, args.work_dir))
-
-    code = run_tool(body)
-    return code if code else (0 if passed[0] else 1)
+    def body() -> int:
+        check_output_path(args.out, '--out', folder=True)
+        if args.work_dir:
+            check_output_path(args.work_dir, '--work-dir', folder=True)
+        return 0 if run_check(args.out, args.rehearse_on_cpu, args.stages, args.work_dir) else 1
+    return run_tool(body)
 
 
 if __name__ == '__main__':

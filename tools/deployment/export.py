@@ -21,13 +21,12 @@ file is put in place; a failed check leaves nothing at PATH. --out names the fil
 import argparse
 import sys
 
-from mmengine.config import DictAction
-
-from rapidnet_mm.cli import parse_input_size, run_tool
-from rapidnet_mm.deploy.coreml import MIN_TARGETS, PRECISIONS, NeedsMacOS
+from rapidnet_mm.cli import (add_cfg_options, add_input_size, check_output_path,
+                             input_size_or_default, run_tool)
+from rapidnet_mm.deploy.coreml import MIN_TARGETS, PRECISIONS
 from rapidnet_mm.deploy.coreml_compress import COMPRESSION_MIN_TARGET, COMPRESSIONS
 from rapidnet_mm.deploy.executorch_export import DELEGATES
-from rapidnet_mm.deploy.export_module import TASKS, ExportError, check_input_size
+from rapidnet_mm.deploy.export_module import TASKS, check_input_size
 from rapidnet_mm.deploy.formats import FORMATS, check_request, export_model
 from rapidnet_mm.deploy.int8 import (DEFAULT_MIN_PIXEL_AGREEMENT, DEFAULT_MIN_PSNR,
                                      DEFAULT_MIN_TOP1_AGREEMENT, QUANTIZE)
@@ -45,13 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--task', default='classifier', choices=TASKS,
                         help='classifier: image -> logits; backbone: image -> feat_s4..feat_s32; '
                         'segmentor (mmseg configs): image -> seg_logits (N, C, H, W)')
-    parser.add_argument('--input-size', type=int, nargs='+', metavar='N',
-                        help='fixed input H W (multiples of 32); default 224 224 for the '
-                        'classifier, required otherwise (e.g. 512 512)')
+    add_input_size(parser, None, 'fixed input H W (multiples of 32); default 224 224 for the '
+                   'classifier, required otherwise (e.g. 512 512)')
     parser.add_argument('--dilated-as-dense', action='store_true',
                         help='rewrite each dilated 3x3 conv as the equal dense (2d+1)x(2d+1) one')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    add_cfg_options(parser)
     coreml = parser.add_argument_group('Core ML only')
     coreml.add_argument('--precision', choices=PRECISIONS,
                         help='compute and weight precision (default fp16)')
@@ -103,7 +100,8 @@ def main(argv=None) -> int:
     def body() -> None:
         options = format_options(args)
         check_request(args.format, args.out, options)
-        size = check_input_size(parse_input_size(
+        check_output_path(args.out, '--out')
+        size = check_input_size(input_size_or_default(
             args.input_size, (224, 224) if args.task == 'classifier' else None,
             f'--task {args.task}'))
         from rapidnet_mm.config import build_model, load_model_config
@@ -120,7 +118,7 @@ def main(argv=None) -> int:
                               args.dilated_as_dense, **options)
         if args.format == 'coreml':
             print(result.format())
-    return run_tool(body, ExportError, NeedsMacOS)
+    return run_tool(body)
 
 
 if __name__ == '__main__':

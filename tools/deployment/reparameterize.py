@@ -12,9 +12,7 @@ training form's, before it writes OUT.
 import argparse
 import sys
 
-from mmengine.config import DictAction
-
-from rapidnet_mm.cli import run_tool
+from rapidnet_mm.cli import add_cfg_options, add_input_size, check_output_path, run_tool
 from rapidnet_mm.config import load_model_config
 from rapidnet_mm.deploy.reparameterize import write_deploy_checkpoint
 
@@ -24,10 +22,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('config', help='the training-form config the checkpoint belongs to')
     parser.add_argument('checkpoint', help='training-form checkpoint (mmengine format)')
     parser.add_argument('out', help='where to write the deploy checkpoint (.pth)')
-    parser.add_argument('--input-size', type=int, nargs=2, default=(224, 224),
-                        metavar=('H', 'W'), help='input size of the equality check (224 224)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
+    add_input_size(parser, (224, 224), 'input size H W of the equality check (224 224)')
+    add_cfg_options(parser)
     return parser.parse_args(argv)
 
 
@@ -35,10 +31,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> None:
+        check_output_path(args.out, 'OUT')
         cfg = load_model_config(args.config, args.cfg_options)
         print(f'loading {args.checkpoint} into {cfg.model.type} ({args.config})')
         write_deploy_checkpoint(cfg, args.checkpoint, args.out, tuple(args.input_size))
-    return run_tool(body, ValueError)
+    return run_tool(body)
 
 
 if __name__ == '__main__':

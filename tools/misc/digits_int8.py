@@ -16,9 +16,8 @@ import os.path as osp
 import subprocess
 import sys
 
-from rapidnet_mm.cli import run_tool
+from rapidnet_mm.cli import check_output_path, run_tool
 from rapidnet_mm.config import config_file
-from rapidnet_mm.deploy.export_module import ExportError
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE = (32, 32)
@@ -59,6 +58,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> None:
+        check_output_path(args.work_dir, '--work-dir', folder=True)
+        if args.out:
+            check_output_path(args.out, '--out')
         from rapidnet_mm.analysis.int8_accuracy import (format_accuracy_table,
                                                         measure_int8_accuracy)
         from rapidnet_mm.config import build_model, load_model_config
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
             with open(args.out, 'w') as f:
                 f.write(table + '\n')
             print(f'wrote {args.out}')
-    return run_tool(body, ExportError, ValueError)
+    return run_tool(body)
 
 
 if __name__ == '__main__':

@@ -9,7 +9,7 @@ a stratified split; what configs/demo/rapidnet_ti_digits.py trains and validates
 import argparse
 import sys
 
-from rapidnet_mm.cli import run_tool
+from rapidnet_mm.cli import check_output_path, run_tool
 from rapidnet_mm.datasets.digits import make_digits_folder
 
 
@@ -27,10 +27,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
 
     def body() -> None:
+        check_output_path(args.out, '--out', folder=True)
         counts = make_digits_folder(args.out, args.size, args.val_fraction, args.seed)
         print(f'wrote {counts["train"]} training and {counts["val"]} held-out images of '
               f'{args.size}x{args.size} to {args.out}/train and {args.out}/val')
-    return run_tool(body, ValueError)
+    return run_tool(body)
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ Usage: python tools/misc/make_tiny_ade20k.py [--out data/tiny_ade20k] [--num-tra
 import argparse
 import sys
 
+from rapidnet_mm.cli import check_output_path, run_tool
 from rapidnet_mm.datasets.tiny_ade20k import make_ade_layout
 
 
@@ -24,15 +25,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+
+    def body() -> None:
+        check_output_path(args.out, '--out', folder=True)
         make_ade_layout(args.out, args.seed, args.num_train, args.num_val, args.min_size,
                         args.max_size)
-    except (ValueError, OSError) as e:
-        sys.exit(f'error: {e}')
-    print(f'{args.num_train} training and {args.num_val} validation images -> {args.out}')
+        print(f'{args.num_train} training and {args.num_val} validation images -> {args.out}')
+    return run_tool(body)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -9,6 +9,7 @@ Usage: python tools/misc/make_tiny_coco.py [--out data/tiny_coco] [--num-train 9
 import argparse
 import sys
 
+from rapidnet_mm.cli import check_output_path, run_tool
 from rapidnet_mm.datasets.tiny_coco import MIN_IMAGE_SIZE, make_dataset
 
 
@@ -23,13 +24,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
+
+    def body() -> None:
+        check_output_path(args.out, '--out', folder=True)
         make_dataset(args.out, args.num_train, args.num_val, args.image_size, args.seed)
-    except (ValueError, OSError) as e:
-        sys.exit(f'error: {e}')
+    return run_tool(body)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -11,12 +11,12 @@ from mmengine.registry import init_default_scope
 
 import rapidnet_mm
 from rapidnet_mm import ARCH_SETTINGS
+from rapidnet_mm.cli import add_input_size
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--input-size', nargs=2, type=int, default=(224, 224),
-                        metavar=('H', 'W'))
+    add_input_size(parser, (224, 224), 'input H W (default 224 224)')
     args = parser.parse_args()
     from mmdet.registry import MODELS as DET_MODELS
     from mmpretrain.registry import MODELS as PRE_MODELS

@@ -25,17 +25,18 @@ import sys
 
 import torch
 
+from rapidnet_mm.cli import add_weights_option, check_output_path, run_tool
+from rapidnet_mm.errors import InputError
 
-def parse_args() -> argparse.Namespace:
+
+def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Convert an authors' RapidNet checkpoint to an mmengine checkpoint.")
     parser.add_argument('src', help="the authors' checkpoint (e.g. RapidNet_Ti.pth), a path or "
                         'a URL (e.g. hf://SLDGroup/RapidNet/RapidNet_Ti.pth)')
     parser.add_argument('dst', help='where to write the converted checkpoint (.pth)')
-    parser.add_argument('--weights', choices=['ema', 'raw'], default=None,
-                        help="classification files: 'ema' (state_dict_ema, the default, as the "
-                        "authors' downstream code uses) or 'raw' (state_dict)")
-    return parser.parse_args()
+    add_weights_option(parser, default=None)
+    return parser.parse_args(argv)
 
 
 def load_official(path: str) -> dict:
@@ -46,29 +47,29 @@ def load_official(path: str) -> dict:
     return load_checkpoint_file(path)
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    return run_tool(lambda: convert(args))
+
+
+def convert(args: argparse.Namespace) -> None:
     from rapidnet_mm import __version__
-    from rapidnet_mm.checkpoints import (CheckpointDownloadError, CheckpointLayoutError,
-                                         convert_checkpoint, fetch_checkpoint)
-    try:
-        src = fetch_checkpoint(args.src)  # a URL is downloaded (huggingface_hub's cache)
-    except (FileNotFoundError, CheckpointDownloadError) as err:
-        sys.exit(f'error: {err}')
+    from rapidnet_mm.checkpoints import (CheckpointLayoutError, convert_checkpoint,
+                                         fetch_checkpoint)
+    check_output_path(args.dst, 'DST')
+    src = fetch_checkpoint(args.src)  # a URL is downloaded (huggingface_hub's cache)
     if osp.abspath(src) == osp.abspath(args.dst):
-        sys.exit('error: DST must differ from SRC (the original would be overwritten)')
+        raise InputError('DST must differ from SRC (the original would be overwritten)')
     try:
         ckpt = load_official(src)
     except Exception as err:  # noqa: BLE001  (any unpickling failure is one line for the user)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        sys.exit(f'error: cannot load {args.src} safely: {first}')
+        raise CheckpointLayoutError(f'cannot load {args.src} safely: {first}') from err
     options = {} if args.weights is None else dict(weights=args.weights)
     try:
         conversion = convert_checkpoint(ckpt, **options)
     except CheckpointLayoutError as err:
-        sys.exit(f'error: {args.src}: {err}')
-    except ValueError as err:
-        sys.exit(f'error: {err}')
+        raise CheckpointLayoutError(f'{args.src}: {err}') from None
     print(f'{conversion.kind} checkpoint, RapidNet-{conversion.arch}: '
           f'{len(conversion.state_dict)} tensors')
     for note in conversion.notes:
@@ -87,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
