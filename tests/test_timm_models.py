@@ -19,7 +19,7 @@ from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import classification
 from rapidnet_mm.checkpoints.hub import authors_url
 from rapidnet_mm.models import RapidNet
-from rapidnet_mm.models.timm_models import TIMM_NAMES, RapidNetTimm, register_timm_models
+from rapidnet_mm.timm_models import TIMM_NAMES, RapidNetTimm, register_timm_models
 
 pytestmark = pytest.mark.core  # also run in the torch 2.1 stack
 
