@@ -12,10 +12,10 @@ Usage: python tools/test.py CONFIG CHECKPOINT [--weights ema|raw] [--work-dir DI
 """
 import argparse
 
+from rapidnet_mm.run_config import load_config
 from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
-                                check_sync_bn, enable_test_visualization, load_config,
-                                load_test_weights, read_test_checkpoint,
-                                run_reporting_config_errors)
+                                check_sync_bn, enable_test_visualization, load_test_weights,
+                                read_test_checkpoint, run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:

@@ -9,9 +9,10 @@ Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp | 
 import argparse
 
 from rapidnet_mm.models.distillation import teacher_setup_problem
+from rapidnet_mm.run_config import load_config
 from rapidnet_mm.runner import (ConfigError, add_common_args, build_runner, check_data_roots,
                                 check_pretrained_checkpoints, check_training_devices,
-                                load_config, run_reporting_config_errors)
+                                run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:
