@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from det_helpers import (DET_CONFIGS, REPO, build_detector, load_cfg,
+from det_helpers import (DET_CONFIGS, ROOT, build_detector, load_cfg,
                          synthesise_mmdet2_checkpoint)
 from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import CheckpointLayoutError, classification, detection
@@ -77,7 +77,7 @@ def test_convert_official_tool_writes_a_loadable_file(model_m, tmp_path, monkeyp
     src, dst = tmp_path / 'RapidNet_M_Detection.pth', tmp_path / 'out' / 'maskrcnn_m.pth'
     torch.save(ckpt, src)
     monkeypatch.setattr(sys, 'argv', ['convert_official.py', str(src), str(dst)])
-    runpy.run_path(osp.join(REPO, 'tools', 'model_converters', 'convert_official.py'), run_name='__main__')
+    runpy.run_path(osp.join(ROOT, 'tools', 'model_converters', 'convert_official.py'), run_name='__main__')
     out = capsys.readouterr().out
     assert 'detection checkpoint, RapidNet-m' in out
     assert '(for configs/det/maskrcnn_rapidnet_m_coco.py)' in out
