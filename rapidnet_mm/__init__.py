@@ -11,7 +11,7 @@ from . import compat  # noqa: E402,F401  (torch.load safe globals for mmengine c
 from . import schedulers  # noqa: E402,F401  (TimmCosineLR: the authors' ImageNet lr curve)
 from .checkpoints.initializer import RapidNetPretrained  # noqa: E402
 from .models import ARCH_SETTINGS, RapidNet, RapidNetClsHead, RapidNetDistiller  # noqa: E402
-from .models.timm_models import register_timm_models  # noqa: E402
+from .timm_models import register_timm_models  # noqa: E402
 from .registration import registered  # noqa: E402
 from .version import __version__  # noqa: E402
 

@@ -258,7 +258,8 @@ def run_demo(iters: Optional[int] = None, data_root: str = 'data/tiny_coco',
         DemoFailed: bbox or segm mAP is zero after training.
     """
     from .datasets.tiny_coco import annotation_file, make_dataset
-    from .runner import build_runner, check_data_roots, load_config
+    from .run_config import load_config
+    from .runner import build_runner, check_data_roots
     if iters is not None and iters < 1:
         raise ConfigError(f'--iters must be at least 1, got {iters}')
     started = time.perf_counter()

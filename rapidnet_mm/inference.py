@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from mmengine.config import Config
 
-from .checkpoints.common import CheckpointLayoutError, check_fits
+from .checkpoints.common import CheckpointLayoutError
 from .checkpoints.hub import CheckpointDownloadError
-from .checkpoints.loading import CheckpointWeights, read_checkpoint_file, read_weights
+from .checkpoints.loading import CheckpointWeights, load_into, read_checkpoint_file, read_weights
 from .errors import RapidNetError
+from .run_config import load_config
 
 TASKS = {'mmpretrain': 'classification', 'mmdet': 'detection', 'mmseg': 'segmentation'}
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
@@ -90,20 +91,6 @@ def load_weights(path: str, weights: str = 'ema') -> CheckpointWeights:
         raise InferenceError(str(err)) from None
     except CheckpointLayoutError as err:
         raise InferenceError(f'{path}: {err}') from None
-
-
-def load_into(model: torch.nn.Module, loaded: CheckpointWeights, path: str) -> None:
-    """Load ``loaded`` strictly into ``model``; a file that shares no key with the model is
-    named as foreign, with its keys."""
-    own = model.state_dict()
-    if not set(own) & set(loaded.state_dict):
-        raise CheckpointLayoutError(
-            f"{path} fits neither layout: not an authors' RapidNet checkpoint and none of its "
-            f'tensors belongs to this config\'s {type(model).__name__}; its keys are',
-            sorted(loaded.state_dict))
-    check_fits(loaded.state_dict, {k: v.shape for k, v in own.items()},
-               f"this config's {type(model).__name__} (from {loaded.source})")
-    model.load_state_dict(loaded.state_dict, strict=True)
 
 
 def model_num_classes(task: str, model_cfg) -> Optional[int]:
@@ -347,7 +334,6 @@ def build_predictor(config: str, checkpoint: str, device: Optional[str] = None,
         InferenceError: a problem with the input, in one line.
         rapidnet_mm.runner.ConfigError: a missing config or a scope of no library we serve.
     """
-    from .runner import load_config
     device = resolve_device(device)
     cfg = load_config(config, cfg_options, launcher='none', work_dir=None)
     task = TASKS[cfg.default_scope]

@@ -6,27 +6,12 @@ from typing import Any, Callable, Iterable, List, Optional
 
 from mmengine.config import Config
 
-from .config import ConfigError, load_model_config, own_value_error
+from .config import ConfigError, own_value_error
 from .errors import DEBUG_ENV
 
 # init_cfg types that load a checkpoint file (mmengine's and ours, which also reads the authors'
 # files as published).
 PRETRAINED_INIT_TYPES = ('Pretrained', 'RapidNetPretrained')
-
-
-def load_config(path: str, cfg_options: Optional[dict], launcher: str,
-                work_dir: Optional[str]) -> Config:
-    """:func:`~rapidnet_mm.config.load_model_config`, then the launcher and the work dir
-    (``./work_dirs/<config name>`` unless given or set by the config) of a Runner."""
-    cfg = load_model_config(path, cfg_options)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = '0'
-    cfg.launcher = launcher
-    if work_dir is not None:
-        cfg.work_dir = work_dir
-    elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
-    return cfg
 
 
 def _data_roots(node, path: str) -> Iterable:
@@ -232,7 +217,7 @@ def load_test_weights(runner, loaded, checkpoint: str) -> None:
     from mmengine.model import is_model_wrapper
 
     from .checkpoints import CheckpointLayoutError
-    from .inference import load_into
+    from .checkpoints.loading import load_into
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     if loaded.conversion is not None:
         load_into(model, loaded, checkpoint)

@@ -9,13 +9,13 @@ import sys
 from typing import List, Optional
 
 import torch
+from tool_helpers import ROOT
 
 # the tiny dataset, teacher and pipeline resizing live in the package (the GPU check uses them)
 from rapidnet_mm.datasets.tiny_imagenet import (NUM_CLASSES, TINY_TEACHER,  # noqa: F401
                                                 make_imagenet, make_teacher_checkpoint,
                                                 scale_sizes)
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PYTHON = sys.executable
 
 

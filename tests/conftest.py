@@ -11,8 +11,11 @@ os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 # reads only its cache, unless a test's Hub stand-in on 127.0.0.1 (hub_standin.py) says otherwise.
 os.environ['HF_HUB_OFFLINE'] = '1'
 
-# tests import helpers that live beside them (original_layout.py)
+# tests import helpers that live beside them (tool_helpers.py, original_layout.py, ...)
 sys.path.insert(0, os.path.dirname(__file__))
+
+# the shared fixtures: `hub`, the Hugging Face Hub stand-in on 127.0.0.1
+from hub_standin import hub  # noqa: E402,F401
 
 
 @pytest.fixture(autouse=True)

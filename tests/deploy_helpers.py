@@ -3,12 +3,14 @@ import os.path as osp
 
 import torch
 import torch.nn as nn
-from test_backbone import randomize
-from tool_helpers import load_tool
+from backbone_helpers import randomize
+from mmpretrain.models import ImageClassifier
+from tool_helpers import ROOT, load_tool
 
+from rapidnet_mm.deploy import InputNormalization
 from rapidnet_mm.models.layers import LayerScale
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+IMAGENET = InputNormalization((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), 'RGB')
 
 
 # (config, task, extra tool arguments, output names) that the file exporters (ONNX,
@@ -22,12 +24,12 @@ FILE_EXPORT_CASES = [
 
 
 def config_path(*parts: str) -> str:
-    return osp.join(REPO, 'configs', *parts)
+    return osp.join(ROOT, 'configs', *parts)
 
 
 @torch.no_grad()
 def perturb(model: nn.Module, seed: int = 0) -> nn.Module:
-    """test_backbone's ``randomize`` (non-trivial BN statistics, so a wrong fold shows), with
+    """``randomize`` (non-trivial BN statistics, so a wrong fold shows), with
     layer scales of order 0.1 instead of 1 so that activations stay within FP16 range."""
     randomize(model, seed)
     g = torch.Generator().manual_seed(seed + 1)
@@ -35,6 +37,14 @@ def perturb(model: nn.Module, seed: int = 0) -> nn.Module:
         if isinstance(m, LayerScale):
             m.weight.copy_(torch.rand(m.weight.shape, generator=g) * 0.1 + 0.05)
     return model
+
+
+def ti_classifier() -> ImageClassifier:
+    """RapidNet-Ti's classifier with perturbed (non-trivial) weights, in eval mode."""
+    torch.manual_seed(0)
+    model = ImageClassifier(backbone=dict(type='RapidNet', arch='ti'),
+                            head=dict(type='RapidNetClsHead', arch='ti'))
+    return perturb(model).eval()
 
 
 def save_checkpoint(model: nn.Module, path) -> str:

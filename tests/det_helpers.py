@@ -9,11 +9,11 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 from original_layout import OriginalDownstreamBackbone, randomize_
+from tool_helpers import ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DET_CONFIGS = {arch: osp.join(REPO, 'configs', 'det', f'maskrcnn_rapidnet_{arch}_coco.py')
+DET_CONFIGS = {arch: osp.join(ROOT, 'configs', 'det', f'maskrcnn_rapidnet_{arch}_coco.py')
                for arch in ('ti', 's', 'm', 'b')}
-DEMO_CONFIG = osp.join(REPO, 'configs', 'demo', 'maskrcnn_rapidnet_s_tiny_coco.py')
+DEMO_CONFIG = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_rapidnet_s_tiny_coco.py')
 
 
 def load_cfg(path: str, options: Optional[dict] = None) -> Config:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-BUILD_SH = ROOT / 'tools' / 'setup' / 'mmcv_build.sh'
+from tool_helpers import ROOT
+
+BUILD_SH = Path(ROOT) / 'tools' / 'setup' / 'mmcv_build.sh'
 
 
 def bash(script: str, env: dict = None) -> subprocess.CompletedProcess:
@@ -121,7 +122,7 @@ def test_wheel_keys_of_the_two_stacks():
     (['--venv', 'x'], "error: unknown argument '--venv': use --stack main or --stack torch2.1"),
 ])
 def test_setup_env_refuses_bad_arguments_before_doing_anything(tmp_path, args, error):
-    result = subprocess.run(['bash', str(ROOT / 'tools' / 'setup' / 'setup_env.sh'), *args],
+    result = subprocess.run(['bash', str(Path(ROOT) / 'tools' / 'setup' / 'setup_env.sh'), *args],
                             capture_output=True, text=True, timeout=60,
                             env=dict(os.environ, RAPIDNET_MM_VENV=str(tmp_path / 'venv'),
                                      RAPIDNET_MM_CACHE=str(tmp_path / 'cache')))

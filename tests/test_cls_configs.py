@@ -9,7 +9,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from mmpretrain.registry import MODELS
 
-from cls_helpers import PYTHON, ROOT, run_tool
+from cls_helpers import PYTHON, run_tool
+from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core
 

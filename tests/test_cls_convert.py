@@ -14,8 +14,9 @@ from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
 from rapidnet_mm.checkpoints import CheckpointLayoutError, convert_checkpoint
-from cls_helpers import PYTHON, ROOT, authors_checkpoint, run_tool
+from cls_helpers import PYTHON, authors_checkpoint, run_tool
 from original_layout import OriginalRapidNet, randomize_
+from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core
 

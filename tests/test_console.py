@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from det_helpers import DEMO_CONFIG, REPO
+from det_helpers import DEMO_CONFIG
+from tool_helpers import ROOT
 
 # Run in a fresh interpreter: pytest resets the warnings filters around every test.
 NOISE = """
@@ -27,7 +28,7 @@ logging.getLogger('other').warning("Failed to load _MLModelProxy: in another log
 
 def test_known_noise_is_dropped_and_everything_else_kept():
     out = subprocess.run([sys.executable, '-W', 'always', '-c', NOISE], capture_output=True,
-                         text=True, cwd=REPO, timeout=300)
+                         text=True, cwd=ROOT, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stderr.splitlines()
     assert not any('pkg_resources is deprecated as an API. See' in line for line in lines)
@@ -49,7 +50,7 @@ def train_with_bad_arch(tmp_path, *extra, env=None):
     data = tmp_path / 'data'
     data.mkdir(exist_ok=True)  # the model is built (and fails) before any data is read
     return subprocess.run(
-        [sys.executable, os.path.join(REPO, 'tools', 'train.py'), DEMO_CONFIG, '--work-dir',
+        [sys.executable, os.path.join(ROOT, 'tools', 'train.py'), DEMO_CONFIG, '--work-dir',
          str(tmp_path / 'wd'), *extra, '--cfg-options', 'model.backbone.arch=xl',
          f'train_dataloader.dataset.data_root={data}', f'val_dataloader.dataset.data_root={data}'],
         capture_output=True, text=True, cwd=tmp_path, timeout=600,

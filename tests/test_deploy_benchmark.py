@@ -1,25 +1,11 @@
-"""tools/analysis_tools/benchmark.py and its timing helpers (no speed is asserted: timings go in the docs)."""
+"""tools/analysis_tools/benchmark.py (no speed is asserted: timings go in the docs)."""
 import pytest
 from deploy_helpers import config_path, load_tool
 
-from rapidnet_mm.analysis.benchmark import PEERS, summarize, time_interleaved
+from rapidnet_mm.analysis.benchmark import PEERS
 from rapidnet_mm.deploy.cpu_features import cpu_features
 
 tool = load_tool('analysis_tools/benchmark')
-
-
-def test_summarize_median_and_quartiles():
-    t = summarize([5.0, 1.0, 4.0, 2.0, 3.0])
-    assert (t.median_ms, t.q1_ms, t.q3_ms, t.runs) == (3.0, 1.5, 4.5, 5)
-
-
-def test_time_interleaved_runs_each_form_alike():
-    calls = []
-    fns = {name: (lambda n=name: calls.append(n)) for name in ('train', 'deploy')}
-    result = time_interleaved(fns, warmup=2, runs=3)
-    assert calls.count('train') == calls.count('deploy') == 5
-    assert calls[4:] == ['train', 'deploy', 'deploy', 'train', 'train', 'deploy']  # rotating
-    assert set(result) == {'train', 'deploy'} and result['train'].runs == 3
 
 
 def test_peers_are_the_papers_comparisons_with_cited_accuracies():

@@ -3,14 +3,13 @@ input/output, size), the report, and the errors that come before any conversion.
 import os.path as osp
 
 import pytest
-from deploy_helpers import ExportTool, config_path
+from deploy_helpers import IMAGENET, ExportTool, config_path, ti_classifier
 
 ct = pytest.importorskip('coremltools')
 from coremltools.proto import FeatureTypes_pb2  # noqa: E402
 
 from rapidnet_mm.deploy import check_numerics, prepare_export  # noqa: E402
 from rapidnet_mm.deploy.coreml import coreml_report  # noqa: E402
-from test_deploy_export import IMAGENET, ti_classifier  # noqa: E402
 
 tool = ExportTool('coreml')
 TI = config_path('cls', 'rapidnet_ti_in1k.py')

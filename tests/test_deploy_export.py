@@ -3,9 +3,8 @@ that stop bad input before any conversion."""
 import pytest
 import torch
 import torch.nn as nn
-from deploy_helpers import config_path, perturb, rel_diff
+from deploy_helpers import IMAGENET, config_path, perturb, rel_diff, ti_classifier
 from mmengine.config import Config
-from mmpretrain.models import ImageClassifier
 
 from rapidnet_mm import RapidNet
 from rapidnet_mm.config import ConfigError, load_model_config
@@ -15,16 +14,6 @@ from rapidnet_mm.deploy import (ExportError, InputNormalization, check_input_siz
 from rapidnet_mm.deploy.export_module import random_image
 
 pytestmark = pytest.mark.core
-
-IMAGENET = InputNormalization((123.675, 116.28, 103.53), (58.395, 57.12, 57.375), 'RGB')
-
-
-def ti_classifier() -> ImageClassifier:
-    torch.manual_seed(0)
-    model = ImageClassifier(backbone=dict(type='RapidNet', arch='ti'),
-                            head=dict(type='RapidNetClsHead', arch='ti'))
-    return perturb(model).eval()
-
 
 def test_dense_equivalent_places_taps_and_matches():
     conv = nn.Conv2d(4, 6, 3, padding=3, dilation=3, groups=2)

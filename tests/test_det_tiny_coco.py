@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from pycocotools.coco import COCO
 
-from det_helpers import DEMO_CONFIG, REPO, load_cfg
+from det_helpers import DEMO_CONFIG, load_cfg
+from tool_helpers import ROOT
 
 import rapidnet_mm.demo as demo
 from rapidnet_mm.datasets.tiny_coco import CATEGORIES, annotation_file, make_dataset
@@ -62,7 +63,7 @@ def test_dataset_is_deterministic_and_valid(tmp_path):
 
 
 def test_generator_cli(tmp_path):
-    tool = os.path.join(REPO, 'tools', 'misc', 'make_tiny_coco.py')
+    tool = os.path.join(ROOT, 'tools', 'misc', 'make_tiny_coco.py')
     out = subprocess.run([sys.executable, tool, '--out', str(tmp_path / 'd'), '--num-train', '2',
                           '--num-val', '1', '--image-size', '64'], capture_output=True, text=True,
                          timeout=300)
@@ -87,7 +88,7 @@ def test_demo_config_fits_the_dataset():
 
 
 def test_demo_help_and_bad_input():
-    demo = os.path.join(REPO, 'tools', 'demo.py')
+    demo = os.path.join(ROOT, 'tools', 'demo.py')
     out = subprocess.run([sys.executable, demo, '--help'], capture_output=True, text=True,
                          env=ENV, timeout=300)
     assert out.returncode == 0 and '--iters' in out.stdout and 'CocoMetric' in out.stdout
@@ -137,7 +138,7 @@ def test_train_then_test_through_the_tools(tmp_path):
     make_dataset(str(tmp_path / 'data' / 'tiny_coco'), 4, 3, 128, verbose=False)
     options = ['--cfg-options', 'max_iters=2', 'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
                'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2']
-    log = run_tool([os.path.join(REPO, 'tools', 'train.py'), DEMO_CONFIG, '--work-dir', 'wd']
+    log = run_tool([os.path.join(ROOT, 'tools', 'train.py'), DEMO_CONFIG, '--work-dir', 'wd']
                    + options, cwd=tmp_path)
     assert 'Iter(train) [2/2]' in log
     train_metrics = dict(METRIC_LINE.findall(log))
@@ -147,7 +148,7 @@ def test_train_then_test_through_the_tools(tmp_path):
     # SyncBN of the config ran as plain BN (the run is not distributed)
     assert 'SyncBatchNorm (SyncBN) layers in the model will be automatically reverted' in log
 
-    log = run_tool([os.path.join(REPO, 'tools', 'test.py'), DEMO_CONFIG, str(checkpoint),
+    log = run_tool([os.path.join(ROOT, 'tools', 'test.py'), DEMO_CONFIG, str(checkpoint),
                     '--work-dir', 'wd_test', '--show-dir', 'shown', '--show-score-thr', '0.05'],
                    cwd=tmp_path)
     test_metrics = dict(METRIC_LINE.findall(log))
@@ -166,7 +167,7 @@ def test_train_then_test_through_the_tools(tmp_path):
 
     # tools/demo.py's pictures of the same checkpoint: each validation image drawn, the grid
     # (3 images, each at twice its size), its palette copy, and the loss curve
-    log = run_tool([os.path.join(REPO, 'tools', 'demo.py'), '--pictures-from', str(checkpoint),
+    log = run_tool([os.path.join(ROOT, 'tools', 'demo.py'), '--pictures-from', str(checkpoint),
                     '--work-dir', 'wd'], cwd=tmp_path)
     assert 'pictures: wd/val_grid.png' in log and 'wd/loss_curve.png (training loss)' in log
     assert sorted(os.listdir(tmp_path / 'wd' / 'val_pictures')) == val_images

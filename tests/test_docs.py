@@ -12,10 +12,10 @@ from functools import lru_cache
 from typing import Dict, Iterator, List, Set, Tuple
 
 import pytest
-from tool_helpers import REPO, load_tool
+from tool_helpers import ROOT, load_tool
 
-DOCS = ['README.md'] + sorted(osp.relpath(p, REPO)
-                              for p in glob.glob(osp.join(REPO, 'docs', '*.md')))
+DOCS = ['README.md'] + sorted(osp.relpath(p, ROOT)
+                              for p in glob.glob(osp.join(ROOT, 'docs', '*.md')))
 # Top-level folders whose paths the docs name relative to the repository root.
 TOP = ('tools', 'configs', 'rapidnet_mm', 'docs', 'tests', 'requirements', '.ci')
 PATH = re.compile(r'(?<![\w./:~-])((?:%s)/[\w./*{},-]*)' % '|'.join(re.escape(t) for t in TOP))
@@ -30,7 +30,7 @@ TOOL = re.compile(r'^(?:\./)?(tools/[\w/]+\.py)$')
 
 
 def read(doc: str) -> str:
-    with open(osp.join(REPO, doc)) as f:
+    with open(osp.join(ROOT, doc)) as f:
         return f.read()
 
 
@@ -66,7 +66,7 @@ def expand(pattern: str) -> List[str]:
 def exists(path: str) -> bool:
     if path.rstrip('/') in GENERATED:
         return True
-    return all(glob.glob(osp.join(REPO, p)) for p in expand(path))
+    return all(glob.glob(osp.join(ROOT, p)) for p in expand(path))
 
 
 def repo_paths(doc: str) -> Set[str]:
@@ -173,7 +173,7 @@ def test_every_link_and_anchor_resolves(doc):
     for target in links(doc):
         path, _, anchor = target.partition('#')
         file = osp.normpath(osp.join(osp.dirname(doc), path)) if path else doc
-        if not osp.exists(osp.join(REPO, file)):
+        if not osp.exists(osp.join(ROOT, file)):
             broken.append(target)
         elif anchor and file.endswith('.md') and anchor not in anchors(file):
             broken.append(target)
@@ -191,7 +191,7 @@ def test_every_named_module_and_attribute_imports(doc):
 def test_every_command_runs_a_tool_with_options_it_has(doc):
     wrong: Dict[str, List[str]] = {}
     for tool, flags in tool_calls(doc):
-        assert osp.isfile(osp.join(REPO, tool)), f'{doc}: {tool} does not exist'
+        assert osp.isfile(osp.join(ROOT, tool)), f'{doc}: {tool} does not exist'
         unknown = [f for f in flags if f not in tool_options(tool)]
         if unknown:
             wrong.setdefault(tool, []).extend(unknown)
@@ -228,6 +228,6 @@ def test_the_checker_catches_wrong_paths_options_and_anchors(tmp_path, monkeypat
     assert '--budget-s' not in tool_options('tools/analysis_tools/gpu_check.py')
     assert slug('## 2.1 Core ML'.lstrip('# ')) == '21-core-ml'
     assert 'gpu-mmcv-with-its-cuda-ops' in anchors('docs/install.md')
-    monkeypatch.setattr(sys.modules[__name__], 'REPO', str(tmp_path))
+    monkeypatch.setattr(sys.modules[__name__], 'ROOT', str(tmp_path))
     (tmp_path / 'x.md').write_text('Run `python tools/deployment/export.py C --formatt onnx`.\n')
     assert list(tool_calls('x.md')) == [('tools/deployment/export.py', ['--formatt'])]

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from tool_helpers import REPO
+from tool_helpers import ROOT
 
 from rapidnet_mm.analysis import gpu_check
 
@@ -18,7 +18,7 @@ TOOL = 'tools/analysis_tools/gpu_check.py'
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the machine without CUDA')
 def test_without_cuda_a_plain_run_names_the_rehearsal(tmp_path):
     result = subprocess.run([sys.executable, TOOL, '--out', str(tmp_path / 'o')],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith('error: no CUDA device here') and '--rehearse-on-cpu' in lines[-1]
@@ -55,7 +55,7 @@ def test_cpu_rehearsal_runs_every_stage_and_records_substitutions(tmp_path):
     out = tmp_path / 'out'
     result = subprocess.run(
         [sys.executable, TOOL, '--out', str(out), '--rehearse-on-cpu',
-         '--work-dir', str(tmp_path / 'work')], cwd=REPO, capture_output=True, text=True,
+         '--work-dir', str(tmp_path / 'work')], cwd=ROOT, capture_output=True, text=True,
         timeout=900, env=dict(os.environ, OMP_WAIT_POLICY='PASSIVE'))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     data = json.loads((out / 'gpu_check.json').read_text())

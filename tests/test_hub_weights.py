@@ -16,14 +16,15 @@ from mmengine.registry import DefaultScope
 
 import rapidnet_mm
 
-from cls_helpers import ROOT, authors_checkpoint
+from cls_helpers import authors_checkpoint
 from det_helpers import DET_CONFIGS, build_detector, load_cfg
-from hub_standin import COMMIT, checkpoint_bytes, hub  # noqa: F401  (the fixture)
+from hub_standin import COMMIT, checkpoint_bytes
 from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import CheckpointLayoutError, classification
 from rapidnet_mm.checkpoints.hub import (AUTHORS_FILES, CheckpointDownloadError, HubFile,
                                          authors_url, fetch_checkpoint, parse_hub_location)
 from rapidnet_mm.checkpoints.loading import read_checkpoint_file, read_weights
+from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core  # also run in the torch 2.1 stack
 
@@ -303,8 +304,7 @@ def test_tools_test_evaluates_the_authors_segmentor_by_url(hub, tmp_path):
     from cls_helpers import run_tool
     from rapidnet_mm.checkpoints import segmentation
     from rapidnet_mm.datasets.tiny_ade20k import make_ade_layout
-    from test_seg_checkpoint import synthesise
-    from test_seg_train_test import overrides
+    from seg_helpers import overrides, synthesise
     ckpt, _, _ = synthesise('m', seed=5)
     hub.add(REPO, AUTHORS_FILES['segmentation']['m'], ckpt)
     url = authors_url('segmentation', 'm')

@@ -11,10 +11,11 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from cls_helpers import PYTHON, ROOT, authors_checkpoint, run_tool
+from cls_helpers import PYTHON, authors_checkpoint, run_tool
 from det_helpers import (DEMO_CONFIG, DET_CONFIGS, build_detector, load_cfg,
                          synthesise_mmdet2_checkpoint)
 from original_layout import OriginalRapidNet, randomize_
+from tool_helpers import ROOT
 from rapidnet_mm.checkpoints import convert_checkpoint
 from rapidnet_mm.inference import (LEGEND_MARGIN, LEGEND_ROW, LEGEND_ROWS, LEGEND_SWATCH,
                                    distinct_palette, draw_segmentation_legend)

@@ -9,12 +9,13 @@ import subprocess
 import pytest
 import torch
 
-from cls_helpers import PYTHON, ROOT, free_port, run_tool
+from cls_helpers import PYTHON, free_port, run_tool
 from det_helpers import load_cfg
+from rapidnet_mm.datasets.tiny_ade20k import make_ade_layout
+from rapidnet_mm.datasets.tiny_coco import make_dataset
 from rapidnet_mm.runner import ConfigError, check_training_devices
-from test_det_tiny_coco import make_dataset
-from tool_helpers import load_tool
-from test_seg_train_test import make_ade_layout, overrides
+from seg_helpers import overrides
+from tool_helpers import ROOT, load_tool
 
 DEMO_DET = 'configs/demo/maskrcnn_rapidnet_s_tiny_coco.py'
 SEG = 'configs/seg/fpn_rapidnet_ti_ade20k.py'

@@ -10,12 +10,12 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import PARAM_SCHEDULERS, DefaultScope
 from timm.scheduler import CosineLRScheduler
+from tool_helpers import ROOT
 
 import rapidnet_mm  # noqa: F401  (registers TimmCosineLR)
 
 pytestmark = pytest.mark.core  # also run in the torch 2.1 stack
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # Every config that claims the authors' recipe (the ablations and deploy forms inherit it).
 RECIPE_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs/cls/rapidnet_*_in1k.py'))
                         + glob.glob(osp.join(ROOT, 'configs/cls/ablation/*.py'))

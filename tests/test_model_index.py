@@ -6,26 +6,20 @@ import os.path as osp
 import pytest
 import yaml
 from mmengine.registry import DefaultScope
-from tool_helpers import REPO
+from tool_helpers import ROOT, all_configs
 
 import rapidnet_mm.analysis.results as collect_results
 
 pytestmark = pytest.mark.core
 
 
-def all_configs():
-    """Every config file under configs/ (no helper files such as _base_/ exist; skipped if any)."""
-    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-    return sorted(osp.relpath(p, REPO) for p in paths if '_base_' not in p)
-
-
 def metafiles():
-    with open(osp.join(REPO, 'model-index.yml')) as f:
+    with open(osp.join(ROOT, 'model-index.yml')) as f:
         return yaml.safe_load(f)['Import']
 
 
 def test_every_config_has_an_entry_and_every_entry_a_config():
-    models = collect_results.load_model_index(REPO)
+    models = collect_results.load_model_index(ROOT)
     listed = sorted(m['Config'] for m in models.values())
     assert len(listed) == len(set(listed)), 'a config is listed twice'
     assert listed == all_configs()
@@ -36,15 +30,15 @@ def test_every_config_has_an_entry_and_every_entry_a_config():
 
 def test_every_metafile_is_imported_and_follows_the_schema():
     imported = metafiles()
-    on_disk = sorted(osp.relpath(p, REPO) for p in
-                     glob.glob(osp.join(REPO, 'configs', '**', 'metafile.yml'), recursive=True))
+    on_disk = sorted(osp.relpath(p, ROOT) for p in
+                     glob.glob(osp.join(ROOT, 'configs', '**', 'metafile.yml'), recursive=True))
     assert sorted(imported) == on_disk
     for rel in imported:
-        with open(osp.join(REPO, rel)) as f:
+        with open(osp.join(ROOT, rel)) as f:
             meta = yaml.safe_load(f)
         collections = {c['Name']: c for c in meta['Collections']}
         for c in collections.values():
-            assert osp.isfile(osp.join(REPO, c['README'])), c['README']
+            assert osp.isfile(osp.join(ROOT, c['README'])), c['README']
             assert c['Paper']['Title']
         for m in meta['Models']:
             assert m['In Collection'] in collections, (rel, m['Name'])
@@ -58,7 +52,7 @@ def test_every_metafile_is_imported_and_follows_the_schema():
 
 
 def test_the_papers_figures_are_the_stated_ones():
-    models = collect_results.load_model_index(REPO)
+    models = collect_results.load_model_index(ROOT)
     top1 = {name: collect_results.reference_metrics(m).get('Top 1 Accuracy')
             for name, m in models.items()}
     # abstract and supplementary Tables 4-6 (../shared/seeds/001_*); nothing else is claimed
@@ -79,16 +73,16 @@ def test_the_papers_figures_are_the_stated_ones():
 def test_measured_figures_match_get_flops(name):
     from rapidnet_mm.analysis import flops as get_flops
     from rapidnet_mm.config import build_model, load_model_config
-    model_entry = collect_results.load_model_index(REPO)[name]
+    model_entry = collect_results.load_model_index(ROOT)[name]
     # get_flops sets the config's default scope; keep it from leaking into other tests
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        model = build_model(load_model_config(osp.join(REPO, model_entry['Config'])))
+        model = build_model(load_model_config(osp.join(ROOT, model_entry['Config'])))
     assert get_flops.count_params(model) == model_entry['Metadata']['Parameters']
     assert get_flops.count_macs(model, (224, 224))['total'] == model_entry['Metadata']['FLOPs']
 
 
 def test_model_zoo_page_lists_every_config():
-    with open(osp.join(REPO, 'docs', 'model_zoo.md')) as f:
+    with open(osp.join(ROOT, 'docs', 'model_zoo.md')) as f:
         text = f.read()
     missing = [c for c in all_configs() if c not in text]
     assert not missing

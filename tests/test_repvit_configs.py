@@ -9,12 +9,12 @@ from mmengine.registry import DefaultScope
 from mmengine.utils import import_modules_from_strings
 
 from det_helpers import synthetic_batch
+from tool_helpers import ROOT
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CLS = {name: osp.join(REPO, 'configs', 'repvit', f'repvit_{name}_in1k.py')
+CLS = {name: osp.join(ROOT, 'configs', 'repvit', f'repvit_{name}_in1k.py')
        for name in ('m0_9', 'm1_1')}
-DET = osp.join(REPO, 'configs', 'repvit', 'maskrcnn_repvit_m1_1_coco.py')
-SEG = osp.join(REPO, 'configs', 'repvit', 'fpn_repvit_m1_1_ade20k.py')
+DET = osp.join(ROOT, 'configs', 'repvit', 'maskrcnn_repvit_m1_1_coco.py')
+SEG = osp.join(ROOT, 'configs', 'repvit', 'fpn_repvit_m1_1_ade20k.py')
 
 
 def build(path: str):

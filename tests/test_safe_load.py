@@ -26,7 +26,8 @@ from rapidnet_mm.checkpoints.safe_load import (AUTHORS_GLOBALS, TORCH_HAS_SAFE_G
                                                load_weights_only, restricted_pickle_module)
 from rapidnet_mm.deploy.export_module import ExportError
 from rapidnet_mm.deploy.torch_support import CPU_FP16_TORCH, require_torch
-from cls_helpers import PYTHON, ROOT
+from cls_helpers import PYTHON
+from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core
 

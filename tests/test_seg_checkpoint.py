@@ -6,40 +6,13 @@ import sys
 
 import pytest
 import torch
-from mmengine.config import Config
-from mmseg.registry import MODELS
 
 from rapidnet_mm.checkpoints import CheckpointLayoutError, convert_checkpoint
 from rapidnet_mm.checkpoints import segmentation
-from original_layout import OriginalDownstreamBackbone, randomize_
+from seg_helpers import build_segmentor, synthesise
+from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
-
-def build_segmentor(arch: str, norm: str = 'SyncBN'):
-    cfg = Config.fromfile(osp.join(ROOT, f'configs/seg/fpn_rapidnet_{arch}_ade20k.py'))
-    cfg.model.backbone.init_cfg = None
-    cfg.model.backbone.norm_cfg = cfg.model.decode_head.norm_cfg = dict(type=norm)
-    return MODELS.build(cfg.model)
-
-
-def mmseg030_neck_head_names() -> list:
-    """Parameter and buffer names of mmseg 0.30's FPN(4 inputs, 4 outputs) + FPNHead, written out
-    from mmseg 0.30's module structure: scale head i has max(1, i) ConvModules (conv + bn),
-    each followed by an Upsample when i > 0, so the ConvModules sit at indices 0, 2, 4."""
-    names = []
-    for i in range(4):
-        for kind in ('lateral_convs', 'fpn_convs'):
-            names += [f'neck.{kind}.{i}.conv.weight', f'neck.{kind}.{i}.conv.bias']
-    for i in range(4):
-        for j in range(0, 2 * max(1, i), 2):
-            prefix = f'decode_head.scale_heads.{i}.{j}'
-            names.append(f'{prefix}.conv.weight')
-            names += [f'{prefix}.bn.{b}' for b in
-                      ('weight', 'bias', 'running_mean', 'running_var', 'num_batches_tracked')]
-    return names + ['decode_head.conv_seg.weight', 'decode_head.conv_seg.bias']
 
 
 def assert_close_scaled(actual: torch.Tensor, expected: torch.Tensor) -> None:
@@ -47,45 +20,6 @@ def assert_close_scaled(actual: torch.Tensor, expected: torch.Tensor) -> None:
     stages, so the absolute tolerance follows the largest magnitude."""
     torch.testing.assert_close(actual, expected, rtol=1e-4,
                                atol=1e-5 * float(expected.abs().max()))
-
-
-def fold_positional_encodings(state: dict) -> dict:
-    """The state of the same network with ``cpe.pe`` folded into ``cpe.reparam_conv``."""
-    folded = {}
-    for key, value in state.items():
-        if '.cpe.pe.' in key:
-            if key.endswith('weight'):
-                value = value.clone()
-                value[:, 0, 3, 3] += 1
-            key = key.replace('.cpe.pe.', '.cpe.reparam_conv.')
-        folded[key] = value
-    return folded
-
-
-def synthesise(arch: str, seed: int, folded: bool = False):
-    """An authors'-layout mmseg 0.30 checkpoint, the original backbone and a reference neck/head
-    holding the same tensors."""
-    backbone = randomize_(OriginalDownstreamBackbone(arch), seed=seed).eval()
-    reference = build_segmentor(arch, norm='BN').eval()
-    randomize_(reference.neck, seed=seed + 1)
-    randomize_(reference.decode_head, seed=seed + 2)
-    neck_head = {k: v for k, v in reference.state_dict().items()
-                 if k.startswith(('neck.', 'decode_head.'))}
-    # the names the authors' file has are mmseg 0.30's; they are the installed 1.x names too
-    assert sorted(neck_head) == sorted(mmseg030_neck_head_names())
-    state = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
-    if folded:
-        state = fold_positional_encodings(state)
-    state.update(neck_head)
-    ckpt = dict(
-        state_dict=state,
-        meta=dict(mmseg_version='0.30.0', mmcv_version='1.7.1', seed=0, iter=40000, epoch=1,
-                  exp_name=f'fpn_rapidnet_{arch}_ade20k_40k.py', config='# mmseg 0.30 config',
-                  env_info='sys.platform: linux', time='Mon Jan  1 00:00:00 2024',
-                  CLASSES=('wall', 'building'), PALETTE=[[120, 120, 120], [180, 120, 120]],
-                  hook_msgs=dict(last_ckpt='work_dirs/iter_40000.pth')),
-        optimizer=dict(state={}, param_groups=[dict(lr=0.0, weight_decay=1e-4, params=[0])]))
-    return ckpt, backbone, reference
 
 
 @pytest.mark.parametrize('arch,folded', [('m', False), ('b', True)])

@@ -14,10 +14,10 @@ from mmseg.structures import SegDataSample
 
 from rapidnet_mm.models.rapidnet import ARCH_SETTINGS
 from original_layout import randomize_
+from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 ARCHS = ('ti', 's', 'm', 'b')
 
 

@@ -8,40 +8,16 @@ import sys
 
 import cv2
 import pytest
+from seg_helpers import MAX_ITERS, overrides
+from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(ROOT, 'configs/seg/fpn_rapidnet_ti_ade20k.py')
-MAX_ITERS = 12
 
 
 # 6 training and 3 validation images of 65-127 px (tools/misc/make_tiny_ade20k.py's defaults)
 from rapidnet_mm.datasets.tiny_ade20k import make_ade_layout  # noqa: E402
-
-
-def overrides(data_root: str) -> list:
-    """--cfg-options shrinking the recipe to the tiny data set on CPU."""
-    options = [
-        'model.backbone.init_cfg=None',
-        'model.data_preprocessor.size=(64,64)',
-        # train pipeline: RandomResize (index 2) and RandomCrop (index 3) at toy scale
-        'train_dataloader.dataset.pipeline.2.scale=(256,64)',
-        'train_dataloader.dataset.pipeline.3.crop_size=(64,64)',
-        'train_dataloader.batch_size=2',
-        f'train_cfg.max_iters={MAX_ITERS}', f'train_cfg.val_interval={MAX_ITERS}',
-        f'param_scheduler.0.end={MAX_ITERS}',
-        'optim_wrapper.optimizer.lr=0.003',
-        f'default_hooks.checkpoint.interval={MAX_ITERS}', 'default_hooks.logger.interval=4',
-        'randomness.seed=0', 'env_cfg.cudnn_benchmark=False',
-    ]
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        options += [f'{loader}.dataset.data_root={data_root}', f'{loader}.num_workers=0',
-                    f'{loader}.persistent_workers=False']
-    for loader in ('val_dataloader', 'test_dataloader'):
-        # the aligned resize (index 1) to a toy scale: e.g. 101x77 -> 84x64 -> 96x64
-        options.append(f'{loader}.dataset.pipeline.1.scale=(256,64)')
-    return options
 
 
 def run_tool(args: list) -> str:

@@ -7,7 +7,7 @@ import pytest
 from mmengine.config import Config
 
 from rapidnet_mm.runner import ConfigError, enable_test_visualization
-from test_model_index import REPO, all_configs
+from tool_helpers import ROOT, all_configs
 
 pytestmark = pytest.mark.core
 
@@ -20,7 +20,7 @@ def test_every_config_can_draw_its_test_images(tmp_path):
     show_dir = str(tmp_path / 'shown')
     scopes = set()
     for path in all_configs():
-        cfg = Config.fromfile(osp.join(REPO, path))
+        cfg = Config.fromfile(osp.join(ROOT, path))
         scope = cfg.default_scope
         scopes.add(scope)
         assert enable_test_visualization(cfg, show_dir) == show_dir, path

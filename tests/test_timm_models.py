@@ -13,13 +13,13 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
 import rapidnet_mm
-from cls_helpers import ROOT, authors_checkpoint
-from hub_standin import hub  # noqa: F401  (the fixture)
+from cls_helpers import authors_checkpoint
 from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import classification
 from rapidnet_mm.checkpoints.hub import authors_url
 from rapidnet_mm.models import RapidNet
-from rapidnet_mm.models.timm_models import TIMM_NAMES, RapidNetTimm, register_timm_models
+from rapidnet_mm.timm_models import TIMM_NAMES, RapidNetTimm, register_timm_models
+from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core  # also run in the torch 2.1 stack
 

@@ -15,8 +15,9 @@ import os
 import sys
 
 from rapidnet_mm.cli import add_common_args, add_weights_option, check_output_path, run_tool
+from rapidnet_mm.run_config import load_config
 from rapidnet_mm.runner import (ConfigError, build_runner, check_data_roots, check_sync_bn,
-                                enable_test_visualization, load_config, load_test_weights,
+                                enable_test_visualization, load_test_weights,
                                 read_test_checkpoint, run_reporting_config_errors)
 
 

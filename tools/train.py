@@ -11,9 +11,10 @@ import sys
 
 from rapidnet_mm.cli import add_common_args, run_tool
 from rapidnet_mm.models.distillation import teacher_setup_problem
+from rapidnet_mm.run_config import load_config
 from rapidnet_mm.runner import (ConfigError, build_runner, check_data_roots,
                                 check_pretrained_checkpoints, check_training_devices,
-                                load_config, run_reporting_config_errors)
+                                run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:

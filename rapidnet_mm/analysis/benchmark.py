@@ -16,7 +16,6 @@ import copy
 import multiprocessing
 import os
 import os.path as osp
-import statistics
 import tempfile
 import time
 import traceback
@@ -32,6 +31,7 @@ from ..deploy.runtime import (FILE_RUNTIMES, INT8_RUNTIMES, RUNTIMES, RuntimeSet
                               build_runtime)
 from ..errors import InputError
 from ..models import ARCH_SETTINGS, RapidNetClsHead
+from ..timing import Timing, summarize
 from .flops import count_macs
 
 GEMM_SIZE = 1024  # the peak: torch.mm of two GEMM_SIZE x GEMM_SIZE fp32 matrices
@@ -65,46 +65,6 @@ PEERS: Dict[str, tuple] = {
     'fastvit_sa12': ('FastViT-SA12', Accuracy(
         81.9, 'FastViT official README (apple/ml-fastvit), distilled, 256x256')),
 }
-
-
-@dataclass
-class Timing:
-    """Per-call wall time in milliseconds over ``runs`` timed calls."""
-    median_ms: float
-    q1_ms: float
-    q3_ms: float
-    runs: int
-
-    def format(self) -> str:
-        return f'{self.median_ms:.2f} [{self.q1_ms:.2f}-{self.q3_ms:.2f}]'
-
-
-def summarize(times_ms: Sequence[float]) -> Timing:
-    ordered = sorted(times_ms)
-    if len(ordered) >= 4:
-        q1, _, q3 = statistics.quantiles(ordered, n=4)
-    else:
-        q1, q3 = ordered[0], ordered[-1]
-    return Timing(statistics.median(ordered), q1, q3, len(ordered))
-
-
-def time_interleaved(fns: Dict[str, Callable[[], object]], warmup: int, runs: int,
-                     synchronize: Callable[[], None] = lambda: None) -> Dict[str, Timing]:
-    """Time each callable ``runs`` times after ``warmup`` calls, interleaving them."""
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            fns[name]()
-    synchronize()
-    times: Dict[str, List[float]] = {n: [] for n in names}
-    for i in range(runs):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            fns[name]()
-            synchronize()
-            times[name].append((time.perf_counter() - start) * 1e3)
-    return {n: summarize(t) for n, t in times.items()}
 
 
 @dataclass

@@ -3,8 +3,9 @@ latency chart (``tools/analysis_tools/benchmark.py``)."""
 from typing import Dict, List
 
 from ..deploy.cpu_features import cpu_features
-from .benchmark import (GEMM_SIZE, INT8, Settings, Subject, Timing, entry_labels,
-                        fastest_exact, label, peak_macs)
+from ..timing import Timing
+from .benchmark import (GEMM_SIZE, INT8, Settings, Subject, entry_labels, fastest_exact, label,
+                        peak_macs)
 
 
 def format_table(subjects: List[Subject], batch: int, settings: Settings, forms: List[str],

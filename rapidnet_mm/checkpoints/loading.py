@@ -14,7 +14,7 @@ import torch
 
 from ..errors import InputError
 from . import convert_checkpoint, format_modules
-from .common import CheckpointLayoutError, Conversion
+from .common import CheckpointLayoutError, Conversion, check_fits
 from .hub import LOCAL_COPY, fetch_checkpoint
 from .safe_load import AUTHORS_GLOBALS, load_weights_only
 
@@ -123,3 +123,17 @@ def read_weights(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
                          'mmengine checkpoint holds a single set of weights')
     return CheckpointWeights(state_dict=dict(state), meta=_meta(ckpt),
                              source='an mmengine checkpoint in rapidnet_mm names')
+
+
+def load_into(model: torch.nn.Module, loaded: CheckpointWeights, path: str) -> None:
+    """Load ``loaded`` strictly into ``model``; a file that shares no key with the model is
+    named as foreign, with its keys."""
+    own = model.state_dict()
+    if not set(own) & set(loaded.state_dict):
+        raise CheckpointLayoutError(
+            f"{path} fits neither layout: not an authors' RapidNet checkpoint and none of its "
+            f'tensors belongs to this config\'s {type(model).__name__}; its keys are',
+            sorted(loaded.state_dict))
+    check_fits(loaded.state_dict, {k: v.shape for k, v in own.items()},
+               f"this config's {type(model).__name__} (from {loaded.source})")
+    model.load_state_dict(loaded.state_dict, strict=True)

@@ -234,7 +234,7 @@ def check_floor(report: Int8Report, min_psnr: Optional[float],
 
 def median_latencies(run_fp32: Callable[[], object], run_int8: Callable[[], object]) -> tuple:
     """Median batch-1 milliseconds of both, timed interleaved in this process."""
-    from ..analysis.benchmark import time_interleaved
+    from ..timing import time_interleaved
     timed = time_interleaved(dict(fp32=run_fp32, int8=run_int8), LATENCY_WARMUP, LATENCY_RUNS)
     return timed['fp32'].median_ms, timed['int8'].median_ms
 

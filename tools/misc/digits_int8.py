@@ -17,9 +17,8 @@ import subprocess
 import sys
 
 from rapidnet_mm.cli import check_output_path, run_tool
-from rapidnet_mm.config import config_file
+from rapidnet_mm.config import config_file, shipped_file
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SIZE = (32, 32)
 
 
@@ -44,7 +43,7 @@ def train(config: str, data: str, work_dir: str, epochs) -> str:
     if epochs:
         options += [f'train_cfg.max_epochs={epochs}', f'train_cfg.val_interval={epochs}',
                     f'default_hooks.checkpoint.interval={epochs}']
-    command = [sys.executable, osp.join(ROOT, 'tools', 'train.py'), config, '--work-dir',
+    command = [sys.executable, shipped_file('tools', 'train.py'), config, '--work-dir',
                work_dir, '--cfg-options'] + options
     print('training:', ' '.join(command), flush=True)
     # OpenMP threads that spin while waiting made each step 10x slower on a shared 2-core CPU

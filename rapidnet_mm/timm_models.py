@@ -24,9 +24,9 @@ from typing import Dict, List, Optional, Tuple, Union
 import torch
 import torch.nn as nn
 
-from ..checkpoints.hub import AUTHORS_FILES, AUTHORS_REPO, AUTHORS_REVISION, HubFile
-from .heads import RapidNetClsHead
-from .rapidnet import RapidNet, resolve_arch
+from .checkpoints.hub import AUTHORS_FILES, AUTHORS_REPO, AUTHORS_REVISION, HubFile
+from .models.heads import RapidNetClsHead
+from .models.rapidnet import RapidNet, resolve_arch
 
 # timm name -> RapidNet arch: ours in timm's style, and the authors' names
 TIMM_NAMES: Dict[str, str] = {}
@@ -150,8 +150,8 @@ class RapidNetTimm(nn.Module):
         """
         from timm.models import adapt_input_conv
 
-        from ..checkpoints.common import check_fits
-        from ..checkpoints.loading import read_weights
+        from .checkpoints.common import check_fits
+        from .checkpoints.loading import read_weights
         loaded = read_weights(checkpoint, weights='ema')
         state = dict(loaded.state_dict)
         own = self.state_dict()
@@ -170,7 +170,7 @@ class RapidNetTimm(nn.Module):
     def load_pretrained(self, checkpoint_path: str) -> None:
         """timm's hook for weights in a foreign format (``pretrained_cfg['custom_load']``):
         read ``checkpoint_path`` and load :meth:`converted_state` strictly."""
-        from ..checkpoints.loading import read_checkpoint_file
+        from .checkpoints.loading import read_checkpoint_file
         self.load_state_dict(self.converted_state(read_checkpoint_file(checkpoint_path)),
                              strict=True)
 
@@ -195,7 +195,7 @@ def _create(name: str, arch: str, pretrained: bool = False, **kwargs) -> nn.Modu
     from timm.models import build_model_with_cfg
     from timm.models._builder import resolve_pretrained_cfg
 
-    from ..checkpoints.hub import fetch_checkpoint
+    from .checkpoints.hub import fetch_checkpoint
     if pretrained:
         cfg = resolve_pretrained_cfg(name, kwargs.get('pretrained_cfg'),
                                      kwargs.get('pretrained_cfg_overlay'))
