@@ -23,7 +23,7 @@ from rapidnet_mm.errors import (DEBUG_ENV, InputError, MissingFileError, OutputE
                                 RapidNetError)
 from rapidnet_mm.inference import InferenceError
 from rapidnet_mm.models.distillation import MissingTeacherError
-from tool_helpers import REPO, load_tool
+from tool_helpers import ROOT, load_tool
 
 pytestmark = pytest.mark.core
 
@@ -114,7 +114,7 @@ def bad_input_cases(tmp: str) -> dict:
 def unwritable_output_cases(under: str) -> dict:
     """Tool -> (argv, the option, the path given): an output in the folder ``under``, which
     cannot be created, for every tool that writes one."""
-    image = osp.join(REPO, 'docs', 'demo_val_grid.png')
+    image = osp.join(ROOT, 'docs', 'demo_val_grid.png')
     cases = {
         'test': ([CLS_CONFIG, 'x.pth'], '--out', 'r.pkl'),
         'infer': ([CLS_CONFIG, 'x.pth', image], '--out-dir', ''),
@@ -123,7 +123,7 @@ def unwritable_output_cases(under: str) -> dict:
         'deployment/reparameterize': ([CLS_CONFIG, 'x.pth'], 'OUT', 'x.pth'),
         'model_converters/convert_official': (['x.pth'], 'DST', 'y.pth'),
         'analysis_tools/benchmark': (['--peers', 'none'], '--out', 't.md'),
-        'analysis_tools/collect_results': ([REPO], '--out', 't.md'),
+        'analysis_tools/collect_results': ([ROOT], '--out', 't.md'),
         'analysis_tools/gpu_check': ([], '--out', ''),
         'misc/digits_int8': (['--work-dir', osp.join(osp.dirname(osp.dirname(under)), 'w')],
                              '--out', 't.md'),
@@ -145,14 +145,14 @@ NO_OUTPUT = {'train', 'analysis_tools/get_flops'}  # train: the Runner's work di
 
 
 def test_every_tool_is_covered(tmp_path):
-    tools = {osp.splitext(osp.relpath(p, osp.join(REPO, 'tools')))[0]
-             for p in glob.glob(osp.join(REPO, 'tools', '**', '*.py'), recursive=True)}
+    tools = {osp.splitext(osp.relpath(p, osp.join(ROOT, 'tools')))[0]
+             for p in glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True)}
     assert set(bad_input_cases(str(tmp_path))) == tools - NO_EXPECTED_ERRORS
     assert set(unwritable_output_cases(str(tmp_path))) == tools - NO_EXPECTED_ERRORS - NO_OUTPUT
 
 
 def run_in_process(name, argv, monkeypatch, capsys):
-    monkeypatch.chdir(REPO)
+    monkeypatch.chdir(ROOT)
     monkeypatch.setattr(sys, 'argv', [f'{name}.py'] + argv)
     status = load_tool(name).main()
     return status, capsys.readouterr()
@@ -207,7 +207,7 @@ def test_export_refuses_an_out_in_a_folder_that_cannot_be_made():
     """The command a user typed: one line, status 2, before the model is built."""
     result = subprocess.run(
         [sys.executable, 'tools/deployment/export.py', CLS_CONFIG, '--format', 'onnx', '--out',
-         '/proc/none/x.onnx'], capture_output=True, text=True, cwd=REPO, timeout=300,
+         '/proc/none/x.onnx'], capture_output=True, text=True, cwd=ROOT, timeout=300,
         env={k: v for k, v in os.environ.items() if k != DEBUG_ENV})
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [
