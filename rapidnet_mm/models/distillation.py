@@ -18,6 +18,8 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 DEFAULT_TEACHER = 'regnety_160'  # RegNetY-16GF, the DeiT teacher
+# How to give the teacher's weights as a local file instead of a URL, for error messages.
+TEACHER_LOCAL_COPY = 'pass a local copy: --cfg-options model.teacher.checkpoint=/path/to/file'
 
 
 class MissingTeacherError(RuntimeError):
@@ -42,7 +44,7 @@ def teacher_setup_problem(model_cfg: dict) -> Optional[str]:
         return ('distillation training needs the teacher\'s weights: set '
                 'model.teacher.checkpoint (e.g. --cfg-options model.teacher.checkpoint='
                 '/path/to/regnety_160.pth), or train without distillation '
-                '(--cfg-options model.head.distillation=False)')
+                '(--cfg-options model.head.distillation=False model.teacher.checkpoint=None)')
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         return (f'teacher checkpoint not found: {checkpoint} (model.teacher.checkpoint); '
                 'point it at the teacher\'s weights file')
@@ -55,7 +57,9 @@ def load_teacher(arch: str, checkpoint: str, num_classes: int) -> nn.Module:
     Args:
         arch: timm model name (``regnety_160`` for the recipe).
         checkpoint: A file holding the teacher's state dict, either directly or under ``model``
-            (DeiT's teacher file) or ``state_dict``. Loaded with ``weights_only=True``.
+            (DeiT's teacher file) or ``state_dict``, loaded with ``weights_only=True``; or a
+            ``.safetensors`` file (timm's Hub copies); or the URL of either, downloaded by
+            :func:`rapidnet_mm.checkpoints.hub.fetch_checkpoint` (cached).
         num_classes: Classes of the student; the teacher must predict the same ones.
 
     Raises:
@@ -66,12 +70,18 @@ def load_teacher(arch: str, checkpoint: str, num_classes: int) -> nn.Module:
         raise MissingTeacherError(
             f'RapidNetDistiller: no teacher weights ({checkpoint!r}); training a student '
             'against a random teacher is refused. Set model.teacher.checkpoint to the '
-            f'{arch} weights, or train without distillation (model.head.distillation=False)')
+            f'{arch} weights, or train without distillation (model.head.distillation=False '
+            'model.teacher.checkpoint=None)')
     import timm  # training-only dependency
     teacher = timm.create_model(arch, pretrained=False, num_classes=num_classes)
     if '://' in checkpoint:
-        state = torch.hub.load_state_dict_from_url(checkpoint, map_location='cpu',
-                                                   weights_only=True)
+        # The package's one download path (checkpoints/hub.py imports nothing of models/, so
+        # this late import makes no cycle); tools/train.py has fetched it already.
+        from ..checkpoints.hub import fetch_checkpoint
+        checkpoint = fetch_checkpoint(checkpoint, instead=TEACHER_LOCAL_COPY)
+    if checkpoint.endswith('.safetensors'):  # timm's Hub copies
+        from safetensors.torch import load_file
+        state = load_file(checkpoint, device='cpu')
     else:
         state = torch.load(checkpoint, map_location='cpu', weights_only=True)
     for key in ('model', 'state_dict'):
