@@ -19,6 +19,7 @@ Registering is idempotent (a second import, ``custom_imports`` in several config
 another model index already registered is one :class:`ModelNameConflict` line.
 """
 import os.path as osp
+import re
 from typing import Dict, List
 
 from .checkpoints.hub import AUTHORS_REPO, AUTHORS_REVISION, HubFile
@@ -61,6 +62,13 @@ def load_from_authors_hub(filename: str, map_location=None) -> dict:
 def load_from_unpublished(filename: str, map_location=None) -> dict:
     """mmengine's checkpoint loader for :data:`UNPUBLISHED_SCHEME`: always refuses."""
     name = filename[len(UNPUBLISHED_SCHEME):]
+    deploy = re.fullmatch(r'rapidnet-(ti|s|m|b)-deploy_in1k', name)
+    if deploy:
+        trained = f'rapidnet-{deploy[1]}_3rdparty_in1k'
+        raise UnpublishedWeightsError(
+            f"{name}: the authors published no weights of the deploy form; fold theirs: "
+            f"model = get_model('{trained}', pretrained=True), then "
+            'rapidnet_mm.deploy.reparameterize.reparameterize_model(model) (the same outputs)')
     raise UnpublishedWeightsError(
         f'{name}: the authors published no weights for this model (only RapidNet_Ti/S/M/B.pth '
         "of the training form: the '*_3rdparty_in1k' names); build it without weights "

@@ -138,7 +138,26 @@ def test_entries_without_published_weights_refuse_in_one_line(hub):
         with pytest.raises(model_hub.UnpublishedWeightsError) as err:
             get_model(name, pretrained=True)
         assert '\n' not in str(err.value) and str(err.value).startswith(f'{name}: ')
+    assert "get_model('rapidnet-s_3rdparty_in1k', pretrained=True)" in str(err.value)
     assert hub.requests == []
+
+
+def test_the_deploy_form_is_the_authors_weights_folded_as_its_refusal_says(hub, authors_ti):
+    from mmpretrain import get_model
+
+    from rapidnet_mm.deploy.reparameterize import reparameterize_model
+    hub.add(AUTHORS_REPO, AUTHORS_FILES['classification']['ti'], authors_ti[0])
+    model = get_model(TI, pretrained=True)
+    with torch.no_grad():
+        expected = model(X, mode='tensor')
+        reparameterize_model(model)
+        folded = model(X, mode='tensor')
+    deploy = get_model('rapidnet-ti-deploy_in1k')
+    deploy.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        ours = deploy(X, mode='tensor')
+    assert torch.equal(ours, folded)
+    assert (folded - expected).abs().max() <= 1e-4 * expected.abs().max()
 
 
 def test_metafiles_name_the_authors_files_as_weights():
