@@ -18,6 +18,12 @@ from .version import __version__  # noqa: E402
 # timm.create_model('rapidnet_s', ...) and the authors' names ('RapidNet_S', ...)
 registered['timm'] = register_timm_models()
 
+# mmpretrain.list_models('rapidnet*'), get_model(name, pretrained=True) and the inferencers by
+# name; the authors' Hub files read by mmengine's load_checkpoint are converted in memory.
+from .model_hub import register_model_hub  # noqa: E402
+
+register_model_hub()
+
 # The aligned test resize lives in mmseg's TRANSFORMS: only when mmseg is installed (a failure
 # inside an installed mmseg is not hidden).
 if importlib.util.find_spec('mmseg') is not None:

@@ -11,32 +11,14 @@ import torch.nn as nn
 from mmengine.config import Config
 
 from .errors import RapidNetError
+from .shipped import config_file, shipped_file  # noqa: F401  (callers import them from here too)
 
 LIBRARIES = ('mmpretrain', 'mmdet', 'mmseg')
-# The folder holding configs/ and tools/: the repository of an editable install, or the copies a
-# wheel ships in rapidnet_mm/.mim (setup.py).
-PACKAGE_DIR = osp.dirname(osp.abspath(__file__))
 
 
 class ConfigError(RapidNetError):
     """A config or setting that cannot run here (a missing file, a scope of no library we serve,
     a setting this machine cannot run); the tools print it as one ``error:`` line."""
-
-
-def shipped_file(*parts: str) -> str:
-    """The path of a file that ships with rapidnet_mm (``configs/...``, ``model-index.yml``):
-    from the repository of an editable install, else from the copies in the installed package."""
-    for root in (osp.dirname(PACKAGE_DIR), osp.join(PACKAGE_DIR, '.mim')):
-        path = osp.join(root, *parts)
-        if osp.isfile(path):
-            return path
-    raise ConfigError(f'rapidnet_mm ships no {"/".join(parts)}')
-
-
-def config_file(*parts: str) -> str:
-    """The path of a config that ships with rapidnet_mm, e.g. ``config_file('cls',
-    'rapidnet_ti_in1k.py')``."""
-    return shipped_file('configs', *parts)
 
 
 def load_model_config(path: str, cfg_options: Optional[dict] = None) -> Config:

@@ -20,15 +20,19 @@ PYTHON = sys.executable
 
 
 def tiny_config(base: str, out_path: str, data_root: str, teacher_ckpt: Optional[str],
-                batch_size: int = 4, epochs: int = 1, backend: Optional[str] = None) -> str:
+                batch_size: int = 4, epochs: int = 1, backend: Optional[str] = None,
+                keep_teacher_checkpoint: bool = False) -> str:
     """A copy of ``base`` (a configs/cls file) shrunk to a CPU smoke run: 4 classes, 64 px crops,
     the tiny teacher, plain fp32 optimiser wrapper; everything else (pipeline, sampler, mixup,
-    EMA, schedule) as in the real config."""
+    EMA, schedule) as in the real config. ``keep_teacher_checkpoint``: the config's own teacher
+    checkpoint (its default URL) instead of ``teacher_ckpt``."""
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, base))
     cfg.data_preprocessor.num_classes = NUM_CLASSES
     cfg.model.head.num_classes = NUM_CLASSES
     cfg.model.head.topk = (1, )
+    if keep_teacher_checkpoint:
+        teacher_ckpt = cfg.model.teacher.checkpoint
     cfg.model.teacher = dict(arch=TINY_TEACHER, checkpoint=teacher_ckpt)
     for loader, split in (('train_dataloader', 'train'), ('val_dataloader', 'val'),
                           ('test_dataloader', 'val')):

@@ -2,6 +2,7 @@
 entry, and measured figures that match what the tools measure."""
 import glob
 import os.path as osp
+import re
 
 import pytest
 import yaml
@@ -23,9 +24,17 @@ def test_every_config_has_an_entry_and_every_entry_a_config():
     listed = sorted(m['Config'] for m in models.values())
     assert len(listed) == len(set(listed)), 'a config is listed twice'
     assert listed == all_configs()
-    for name, model in models.items():
-        # entries are named after their config file, which is what collect_results matches on
-        assert name == osp.splitext(osp.basename(model['Config']))[0]
+    for config_name, model in models.items():
+        # collect_results finds an entry by its config file's name
+        assert config_name == osp.splitext(osp.basename(model['Config']))[0]
+        if model['Metafile'] == 'configs/cls/metafile.yml':
+            # mmpretrain's convention (the names of mmpretrain.list_models): model-variant,
+            # then the training (GPUs x batch) or '3rdparty' (the authors' weights), the data
+            assert re.fullmatch(r'rapidnet-(ti|s|m|b)(-[a-z0-9]+)*(_3rdparty|_\d+xb\d+)?_'
+                                r'(in1k|digits)', model['Name']), model['Name']
+            assert model['Name'].endswith('_3rdparty_in1k') == ('Weights' in model)
+        else:  # mmdet's and mmseg's entries keep the config's name
+            assert model['Name'] == config_name
 
 
 def test_every_metafile_is_imported_and_follows_the_schema():

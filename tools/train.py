@@ -10,11 +10,11 @@ import argparse
 import sys
 
 from rapidnet_mm.cli import add_common_args, run_tool
-from rapidnet_mm.models.distillation import teacher_setup_problem
 from rapidnet_mm.run_config import load_config
 from rapidnet_mm.runner import (ConfigError, build_runner, check_data_roots,
                                 check_pretrained_checkpoints, check_training_devices,
                                 run_reporting_config_errors)
+from rapidnet_mm.teacher_weights import prepare_teacher
 
 
 def parse_args() -> argparse.Namespace:
@@ -64,9 +64,7 @@ def train(args: argparse.Namespace) -> None:
     check_training_devices(cfg)
     check_data_roots(cfg, ['train_dataloader'] + ([] if args.no_validate else ['val_dataloader']))
     check_pretrained_checkpoints(cfg)
-    problem = teacher_setup_problem(cfg.get('model') or {})
-    if problem:  # before the runner, so that no step is taken against a missing teacher
-        raise ConfigError(problem)
+    prepare_teacher(cfg)  # before the runner: no step is taken against a missing teacher
     run_reporting_config_errors(lambda: build_runner(cfg).train(), cfg, args.cfg_options,
                                 args.debug)
 

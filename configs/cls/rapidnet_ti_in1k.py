@@ -30,8 +30,13 @@ model = dict(
         distill_alpha=0.5,
         loss=dict(type='LabelSmoothLoss', label_smooth_val=0.1, mode='original'),
         topk=(1, 5)),
-    # The DeiT teacher; set checkpoint to its weights file to train (not needed to evaluate).
-    teacher=dict(arch='regnety_160', checkpoint=None),
+    # The DeiT teacher, RegNetY-16GF, with the weights the authors' script distils from (DeiT's
+    # regnety_160-a5fe301d.pth as timm's Hub copy), downloaded when training starts (never to
+    # build, evaluate or export); a local file: --cfg-options model.teacher.checkpoint=PATH.
+    teacher=dict(
+        arch='regnety_160',
+        checkpoint='https://huggingface.co/timm/regnety_160.deit_in1k/resolve/main/'
+        'model.safetensors'),
     train_cfg=dict(augments=[dict(type='Mixup', alpha=0.8), dict(type='CutMix', alpha=1.0)],
                    probs=[0.5, 0.5]),
 )

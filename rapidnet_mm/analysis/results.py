@@ -68,7 +68,9 @@ class Row:
 
 
 def load_model_index(root: Optional[str] = None) -> Dict[str, dict]:
-    """All model entries of ``root/model-index.yml`` (through its ``Import`` list), by name.
+    """All model entries of ``root/model-index.yml`` (through its ``Import`` list), by config
+    name (the config file's name without ``.py``, what a work dir is named after; an entry's
+    ``Name`` may be mmpretrain's model name instead).
 
     Args:
         root: The folder holding model-index.yml; None: the one rapidnet_mm ships.
@@ -92,9 +94,10 @@ def load_model_index(root: Optional[str] = None) -> Dict[str, dict]:
         with open(path) as f:
             metafile = yaml.safe_load(f) or {}
         for model in metafile.get('Models', []):
-            if model['Name'] in models:
-                raise CollectError(f'model {model["Name"]} is listed twice (second in {rel})')
-            models[model['Name']] = dict(model, Metafile=rel)
+            key = osp.splitext(osp.basename(model['Config']))[0]
+            if key in models:
+                raise CollectError(f'config {key} is listed twice (second in {rel})')
+            models[key] = dict(model, Metafile=rel)
     return models
 
 

@@ -20,6 +20,8 @@ from mmpretrain.structures import DataSample
 from ..errors import RapidNetError
 
 DEFAULT_TEACHER = 'regnety_160'  # RegNetY-16GF, the DeiT teacher
+# How to give the teacher's weights as a local file instead of a URL, for error messages.
+TEACHER_LOCAL_COPY = 'pass a local copy: --cfg-options model.teacher.checkpoint=/path/to/file'
 
 
 class MissingTeacherError(RapidNetError, RuntimeError):
@@ -44,11 +46,20 @@ def teacher_setup_problem(model_cfg: dict) -> Optional[str]:
         return ('distillation training needs the teacher\'s weights: set '
                 'model.teacher.checkpoint (e.g. --cfg-options model.teacher.checkpoint='
                 '/path/to/regnety_160.pth), or train without distillation '
-                '(--cfg-options model.head.distillation=False)')
+                '(--cfg-options model.head.distillation=False model.teacher.checkpoint=None)')
     if '://' not in checkpoint and not osp.isfile(checkpoint):
         return (f'teacher checkpoint not found: {checkpoint} (model.teacher.checkpoint); '
                 'point it at the teacher\'s weights file')
     return None
+
+
+def read_teacher_file(path: str) -> dict:
+    """A local teacher file's contents: timm's ``.safetensors`` Hub copies, or a torch file read
+    weights-only."""
+    if path.endswith('.safetensors'):
+        from safetensors.torch import load_file
+        return load_file(path, device='cpu')
+    return torch.load(path, map_location='cpu', weights_only=True)
 
 
 def load_teacher(arch: str, checkpoint: str, num_classes: int) -> nn.Module:
@@ -57,7 +68,10 @@ def load_teacher(arch: str, checkpoint: str, num_classes: int) -> nn.Module:
     Args:
         arch: timm model name (``regnety_160`` for the recipe).
         checkpoint: A file holding the teacher's state dict, either directly or under ``model``
-            (DeiT's teacher file) or ``state_dict``. Loaded with ``weights_only=True``.
+            (DeiT's teacher file) or ``state_dict``, loaded with ``weights_only=True``; or a
+            ``.safetensors`` file (timm's Hub copies); or the URL of either, read by mmengine's
+            ``CheckpointLoader`` (which ``import rapidnet_mm`` teaches the package's cached Hub
+            download for the configs' default teacher).
         num_classes: Classes of the student; the teacher must predict the same ones.
 
     Raises:
@@ -68,14 +82,18 @@ def load_teacher(arch: str, checkpoint: str, num_classes: int) -> nn.Module:
         raise MissingTeacherError(
             f'RapidNetDistiller: no teacher weights ({checkpoint!r}); training a student '
             'against a random teacher is refused. Set model.teacher.checkpoint to the '
-            f'{arch} weights, or train without distillation (model.head.distillation=False)')
+            f'{arch} weights, or train without distillation (model.head.distillation=False '
+            'model.teacher.checkpoint=None)')
     import timm  # training-only dependency
     teacher = timm.create_model(arch, pretrained=False, num_classes=num_classes)
     if '://' in checkpoint:
-        state = torch.hub.load_state_dict_from_url(checkpoint, map_location='cpu',
-                                                   weights_only=True)
+        # tools/train.py has downloaded it already; elsewhere (a plain Runner) mmengine's loader
+        # fetches it: `import rapidnet_mm` gives it the package's Hub download for the
+        # configs' default (model_hub.py), other URLs go to mmengine's own cache
+        from mmengine.runner import CheckpointLoader
+        state = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     else:
-        state = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        state = read_teacher_file(checkpoint)
     for key in ('model', 'state_dict'):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

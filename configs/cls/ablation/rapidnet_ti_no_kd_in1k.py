@@ -4,4 +4,4 @@
 # ../rapidnet_ti_in1k.py). Recipe otherwise and global batch (2048) as rapidnet_ti_in1k.py.
 _base_ = '../rapidnet_ti_in1k.py'
 
-model = dict(head=dict(distillation=False))
+model = dict(head=dict(distillation=False), teacher=dict(checkpoint=None))
