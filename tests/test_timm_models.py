@@ -269,3 +269,16 @@ def test_scripted_model_equals_eager(form):
     if form == 'built deploy':  # a training checkpoint still does not load into it
         with pytest.raises(RuntimeError, match='reparam_conv'):
             model.load_state_dict(timm.create_model('rapidnet_ti').state_dict())
+
+
+@pytest.mark.parametrize('ablation', [dict(mixer_type='deformable'),
+                                      dict(mixer_type='pointwise', use_pos_enc=False,
+                                           ffn_type='plain', layer_scale_init_value=None)],
+                         ids=['deformable', 'pointwise-plain'])
+def test_ablations_script_in_both_forms(ablation):
+    from timm.utils import reparameterize_model
+    model = randomize_(timm.create_model('rapidnet_ti', **ablation), seed=6).eval()
+    x = random_input()
+    with torch.no_grad():
+        for form in (model, reparameterize_model(model)):
+            assert_close_to_scale(torch.jit.script(form)(x), form(x))

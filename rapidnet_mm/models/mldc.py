@@ -75,8 +75,9 @@ class DeformableConvNorm(nn.Module):
                  act_cfg: dict, deploy: bool = False) -> None:
         super().__init__()
         self.kernel_size = kernel_size
-        self.dilation = dilation
-        self.padding = dilation * (kernel_size - 1) // 2
+        # (height, width) pairs, the types torchvision's deform_conv2d declares to TorchScript
+        self.dilation = (dilation, dilation)
+        self.padding = (dilation * (kernel_size - 1) // 2, ) * 2
         self.weight = nn.Parameter(torch.empty(channels, channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(channels))
         nn.init.kaiming_normal_(self.weight)
