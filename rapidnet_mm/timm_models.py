@@ -11,7 +11,9 @@ huggingface_hub's cache, ``HF_ENDPOINT``, ``HF_HUB_OFFLINE`` and tokens apply) a
 EMA weights in memory with :mod:`rapidnet_mm.checkpoints`, as ``RapidNetPretrained`` does. A
 local copy: ``pretrained_cfg_overlay=dict(file='/path/to/RapidNet_S.pth')``.
 ``features_only=True`` (with ``out_indices``) gives the stage outputs (strides 4, 8, 16, 32), and
-``timm.utils.reparameterize_model`` folds the model for inference.
+``timm.utils.reparameterize_model`` folds the model for inference; both forms script with
+``torch.jit.script``. ``global_pool=''`` (with ``num_classes=0``) gives the last stage's unpooled
+feature map, ``num_classes=0`` alone the pooled embedding.
 
 The network is :class:`~rapidnet_mm.models.RapidNet` with
 :class:`~rapidnet_mm.models.RapidNetClsHead` in :class:`RapidNetTimm`, a thin classifier with
@@ -25,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from .checkpoints.hub import AUTHORS_FILES, AUTHORS_REPO, AUTHORS_REVISION, HubFile
+from .errors import InputError
 from .models.heads import RapidNetClsHead
 from .models.rapidnet import RapidNet, resolve_arch
 
@@ -34,6 +37,9 @@ for _arch, _suffix in (('ti', 'Ti'), ('s', 'S'), ('m', 'M'), ('b', 'B')):
     TIMM_NAMES[f'rapidnet_{_arch}'] = _arch
     TIMM_NAMES[f'RapidNet_{_suffix}'] = _arch
 CLASSIFIER_KEYS = ('head.head', 'head.dist_head')
+# timm's global pool types that keep the channel count, which the head's embedding (a 1x1 conv
+# after the pooling) is built for; '' is no pooling at all.
+POOL_TYPES = ('avg', 'max', 'avgmax', 'fast', 'fastavg', 'fastmax', 'fastavgmax')
 STEM_CONV = 'backbone.stem.conv1.conv'
 LOCAL_COPY = "pass pretrained_cfg_overlay=dict(file='/path/to/{name}') with a local copy"
 
@@ -44,10 +50,18 @@ __all__: List[str] = ['RapidNetTimm', 'TIMM_NAMES', 'register_timm_models']
 class RapidNetTimm(nn.Module):
     """A RapidNet classifier with timm's model interface.
 
+    The head pools the last stage globally, embeds the pooled features (1x1 conv, BN, GELU) and
+    classifies them. The output is the logits; with ``num_classes=0`` the embedding
+    (``head_hidden_size`` features); with ``num_classes=0`` and ``global_pool=''`` the last
+    stage's feature map itself (``num_features`` channels), as :meth:`forward_features` gives it.
+
     Args:
         arch: 'ti', 's', 'm' or 'b'.
         num_classes: Classes; 0 gives the embedding (``head_hidden_size`` features) instead.
         in_chans: Input channels.
+        global_pool: ``'avg'`` (the authors' network), another of :data:`POOL_TYPES` (timm's
+            pooling, before the embedding), or ``''``: no pooling and no embedding (needs
+            ``num_classes=0``).
         drop_rate: Dropout before the classifiers.
         drop_path_rate: Stochastic depth (the authors' per-block rates, ``'original'``).
         distillation: Keep the distillation classifier ``dist_head`` (the published models have
@@ -57,10 +71,11 @@ class RapidNetTimm(nn.Module):
     """
 
     def __init__(self, arch: str = 's', num_classes: int = 1000, in_chans: int = 3,
-                 drop_rate: float = 0., drop_path_rate: float = 0., distillation: bool = True,
-                 **backbone_kwargs) -> None:
+                 global_pool: str = 'avg', drop_rate: float = 0., drop_path_rate: float = 0.,
+                 distillation: bool = True, **backbone_kwargs) -> None:
         super().__init__()
         settings = resolve_arch(arch)
+        self.global_pool = _global_pool(global_pool, num_classes)
         self.backbone = RapidNet(arch=arch, in_channels=in_chans, drop_path_rate=drop_path_rate,
                                  **backbone_kwargs)
         # RapidNetClsHead needs a class count; num_classes=0 swaps its classifiers for Identity
@@ -78,11 +93,15 @@ class RapidNetTimm(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The last stage's feature map (stride 32)."""
-        return self.backbone(x)[-1]
+        return self.backbone.forward_stages(x)[-1]
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False
                      ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-        x = self.head.pre_logits((x, ))
+        """Logits of the last stage's map ``x``; ``pre_logits``: what the classifiers take (the
+        embedding, or ``x`` itself without pooling)."""
+        if self.global_pool.pool_type == '':
+            return x  # no pooling: no embedding and no classifier (num_classes is 0)
+        x = self.head.embedding(self.global_pool(x))
         if pre_logits or self.num_classes == 0:
             return x
         if self.head.dist_head is None:
@@ -104,9 +123,12 @@ class RapidNetTimm(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
         """New, freshly initialised classifiers for ``num_classes`` (0: none, the embedding is
-        the output). ``global_pool`` must stay average pooling."""
-        if global_pool not in (None, 'avg'):
-            raise ValueError(f"RapidNet pools by average only; got global_pool={global_pool!r}")
+        the output), and a new ``global_pool`` unless None (``''``: the unpooled map is the
+        output; see the class's ``global_pool``)."""
+        pool = _global_pool(self.global_pool.pool_type if global_pool is None else global_pool,
+                            num_classes)
+        if global_pool is not None:
+            self.global_pool = pool
         self.num_classes = num_classes
         self.head.num_classes = num_classes
         weight = self.head.embed.conv.weight
@@ -123,7 +145,7 @@ class RapidNetTimm(nn.Module):
         unless ``intermediates_only`` the last stage's map first."""
         from timm.models._features import feature_take_indices
         if output_fmt != 'NCHW':
-            raise ValueError(f"RapidNet's features are NCHW; got output_fmt={output_fmt!r}")
+            raise InputError(f"RapidNet's features are NCHW; got output_fmt={output_fmt!r}")
         take_indices, _ = feature_take_indices(len(self.backbone.stages), indices)
         stages = self.backbone(x)  # every stage that is left (all unless pruned)
         intermediates = [stages[i] for i in take_indices]
@@ -173,6 +195,23 @@ class RapidNetTimm(nn.Module):
         from .checkpoints.loading import read_checkpoint_file
         self.load_state_dict(self.converted_state(read_checkpoint_file(checkpoint_path)),
                              strict=True)
+
+
+def _global_pool(pool_type: str, num_classes: int) -> nn.Module:
+    """timm's pooling layer for ``pool_type`` (no flattening: the embedding is a conv).
+
+    Raises:
+        ValueError: a pool type the head cannot take, or no pooling with a classifier.
+    """
+    from timm.layers import SelectAdaptivePool2d
+    if pool_type == '' and num_classes > 0:
+        raise InputError(f"RapidNet: global_pool='' gives the unpooled feature map, which no "
+                         f'classifier takes; set num_classes=0 too (got {num_classes})')
+    if pool_type != '' and pool_type not in POOL_TYPES:
+        raise InputError(f'RapidNet: global_pool={pool_type!r} is not supported: the embedding '
+                         'after the pooling takes the last stage\'s channels; choose one of '
+                         f"{POOL_TYPES}, or '' for the unpooled feature map")
+    return SelectAdaptivePool2d(pool_type=pool_type, flatten=False)
 
 
 def _filter_state_dict(state_dict: dict, model: RapidNetTimm) -> Dict[str, torch.Tensor]:
@@ -232,8 +271,9 @@ def _pretrained_cfg(arch: str) -> dict:
         hf_hub_id=AUTHORS_REPO, hf_hub_filename=filename,
         url=HubFile(AUTHORS_REPO, filename, AUTHORS_REVISION).url,
         num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7),
-        # the evaluation of configs/cls/rapidnet_*_in1k.py: shorter side 248, bicubic, crop 224
-        crop_pct=224 / 248, interpolation='bicubic',
+        # the authors' evaluation (their --crop_pct default): shorter side int(224 / 0.9) = 248,
+        # bicubic, centre crop 224; timm resizes to floor(224 / 0.9) = 248 as well
+        crop_pct=0.9, interpolation='bicubic',
         mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
         first_conv=STEM_CONV, classifier=CLASSIFIER_KEYS,
         paper_name='RapidNet: Multi-Level Dilated Convolution Based Mobile Backbone')

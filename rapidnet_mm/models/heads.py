@@ -33,6 +33,10 @@ class RapidNetClsHead(ClsHead):
         act_cfg: Activation config of the embedding.
         **kwargs: ``loss``, ``topk``, ``cal_acc``, ``init_cfg`` of mmpretrain's ClsHead.
     """
+    # torch.jit.script leaves out mmengine's Python-side flag and the training loss (mmpretrain's
+    # losses take **kwargs, which TorchScript cannot compile)
+    __jit_unused_properties__ = ['is_init']
+    __jit_ignored_attributes__ = ['loss_module']
 
     def __init__(self,
                  num_classes: int = 1000,
@@ -97,8 +101,11 @@ class RapidNetClsHead(ClsHead):
         self.deploy = True
 
     def pre_logits(self, feats: Tuple[torch.Tensor, ...]) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(feats[-1], 1)
-        return self.dropout(self.embed(x)).flatten(1)
+        return self.embedding(F.adaptive_avg_pool2d(feats[-1], 1))
+
+    def embedding(self, pooled: torch.Tensor) -> torch.Tensor:
+        """The embedding ``(N, embed_dims)`` of globally pooled features ``(N, C, 1, 1)``."""
+        return self.dropout(self.embed(pooled)).flatten(1)
 
     def both_logits(self, feats: Tuple[torch.Tensor, ...]) -> Tuple[torch.Tensor, torch.Tensor]:
         """``(head, dist_head)`` logits, whatever the mode."""
@@ -107,6 +114,9 @@ class RapidNetClsHead(ClsHead):
         x = self.pre_logits(feats)
         return self.head(x), self.dist_head(x)
 
+    # Its argument, a tuple of any length, has no TorchScript type: the scripted timm classifier
+    # calls embedding() and the classifiers, and forward stays Python.
+    @torch.jit.ignore
     def forward(self, feats: Tuple[torch.Tensor, ...]
                 ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
         if self.dist_head is None:

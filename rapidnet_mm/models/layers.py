@@ -148,14 +148,15 @@ class ConditionalPositionalEncoding(nn.Module):
                          groups=channels, bias=True)
         # Different attribute names keep training and deploy checkpoints from loading into each
         # other's form by accident: their tensors have the same shapes but not the same meaning.
-        if deploy:
-            self.reparam_conv = conv
-        else:
+        # The training form holds ``reparam_conv = None``: forward tests it against None, which
+        # TorchScript decides when compiling, so each form compiles only its own branch.
+        self.reparam_conv: Optional[nn.Conv2d] = conv if deploy else None
+        if not deploy:
             self.conv = conv
         self.deploy = deploy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.deploy:
+        if self.reparam_conv is not None:
             return self.reparam_conv(x)
         return x + self.conv(x)
 

@@ -47,9 +47,9 @@ class MultiLevelDilatedConv(nn.Module):
                      deploy=deploy) for d, k in zip(dilations, kernel_sizes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.branches[0](x)
-        for branch in self.branches[1:]:
-            out = out + branch(x)
+        out = x  # replaced by the first branch (a ModuleList slice does not script)
+        for i, branch in enumerate(self.branches):
+            out = branch(x) if i == 0 else out + branch(x)
         return out
 
     def reparameterize(self) -> None:
@@ -75,8 +75,9 @@ class DeformableConvNorm(nn.Module):
                  act_cfg: dict, deploy: bool = False) -> None:
         super().__init__()
         self.kernel_size = kernel_size
-        self.dilation = dilation
-        self.padding = dilation * (kernel_size - 1) // 2
+        # (height, width) pairs, the types torchvision's deform_conv2d declares to TorchScript
+        self.dilation = (dilation, dilation)
+        self.padding = (dilation * (kernel_size - 1) // 2, ) * 2
         self.weight = nn.Parameter(torch.empty(channels, channels, kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.zeros(channels))
         nn.init.kaiming_normal_(self.weight)
@@ -135,9 +136,9 @@ class MultiLevelDeformableConv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         offset = self.offset(x)
-        out = self.branches[0](x, offset)
-        for branch in self.branches[1:]:
-            out = out + branch(x, offset)
+        out = x  # replaced by the first branch, as in MultiLevelDilatedConv
+        for i, branch in enumerate(self.branches):
+            out = branch(x, offset) if i == 0 else out + branch(x, offset)
         return out
 
     def reparameterize(self) -> None:

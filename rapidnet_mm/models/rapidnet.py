@@ -203,6 +203,8 @@ class RapidNet(BaseBackbone):
     """
     arch_settings = ARCH_SETTINGS
     num_stages = 4
+    # mmengine's BaseModule property, a Python-side flag: torch.jit.script leaves it out
+    __jit_unused_properties__ = ['is_init']
 
     def __init__(self,
                  arch: Union[str, dict] = 's',
@@ -340,14 +342,21 @@ class RapidNet(BaseBackbone):
         if self.init_cfg is not None:
             super().init_weights()
 
+    # torch.jit.script cannot type a tuple of any length: scripted models (the timm classifier)
+    # call forward_stages, and forward stays Python.
+    @torch.jit.ignore
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        return tuple(self.forward_stages(x))
+
+    def forward_stages(self, x: torch.Tensor) -> List[torch.Tensor]:
+        """The outputs of the stages ``out_indices`` names, as a list (scriptable)."""
         x = self.stem(x)
-        outs = []
+        outs: List[torch.Tensor] = []
         for i, stage in enumerate(self.stages):
             x = stage(x)
             if i in self.out_indices:
                 outs.append(x)
-        return tuple(outs)
+        return outs
 
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:
