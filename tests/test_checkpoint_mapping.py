@@ -3,16 +3,12 @@ import pytest
 import torch
 from mmpretrain.models import ImageClassifier
 
+from numeric_helpers import assert_close_to_scale
 from rapidnet_mm import RapidNet
 from rapidnet_mm.checkpoints import convert_original_state
 from original_layout import OriginalDownstreamBackbone, OriginalRapidNet, randomize_
 
 pytestmark = pytest.mark.core
-
-
-def assert_same(a, b, tol=1e-10):
-    """Exact up to float64 rounding (float32 would differ by ~1e-6 relative over the depth)."""
-    torch.testing.assert_close(a, b, rtol=0, atol=tol * b.abs().max().item())
 
 
 def build_classifier(arch):
@@ -29,7 +25,7 @@ def test_classification_layout_maps_exactly(arch):
     ours.load_state_dict(converted, strict=True)
     x = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     with torch.no_grad():
-        assert_same(ours.double()(x, mode='tensor'), original.double()(x))
+        assert_close_to_scale(ours.double()(x, mode='tensor'), original.double()(x), rel=1e-10)
     # same number of tensors, nothing invented
     assert len(converted) == len(original.state_dict())
 
@@ -53,7 +49,7 @@ def test_folded_positional_encoding_is_unfolded():
     x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
     with torch.no_grad():
         # the fold (+1) and unfold (-1) of the centre tap round in float32: ~1e-8 relative
-        assert_same(ours.double()(x, mode='tensor'), reference.double()(x), tol=1e-6)
+        assert_close_to_scale(ours.double()(x, mode='tensor'), reference.double()(x), rel=1e-6)
 
 
 def test_downstream_backbone_layout_maps_exactly():
@@ -68,7 +64,7 @@ def test_downstream_backbone_layout_maps_exactly():
     x = torch.randn(1, 3, 64, 64, dtype=torch.float64)
     with torch.no_grad():
         for a, b in zip(ours.double()(x), original.double()(x)):
-            assert_same(a, b)
+            assert_close_to_scale(a, b, rel=1e-10)
 
 
 def test_unknown_keys_are_reported():

@@ -13,6 +13,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from mmpretrain.registry import MODELS
 
+from numeric_helpers import assert_close_to_scale
 from rapidnet_mm.checkpoints import CheckpointLayoutError, convert_checkpoint
 from cls_helpers import PYTHON, authors_checkpoint, run_tool
 from original_layout import OriginalRapidNet, randomize_
@@ -21,9 +22,9 @@ from tool_helpers import ROOT
 pytestmark = pytest.mark.core
 
 X = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-# Randomised weights give logits of order 1-10 through up to 33 residual blocks; the two
-# implementations sum in different orders, so float32 agreement is ~1e-3, not bit-exact.
-TOL = dict(rtol=1e-3, atol=5e-3)
+# The two implementations sum in different orders, so float32 agreement is not bit-exact: it is
+# measured against the logits' scale, which the randomised weights do not bound.
+REL = 1e-5
 
 
 def config_model(arch):
@@ -50,7 +51,7 @@ def test_round_trip_gives_the_ema_model_logits(arch):
     assert (conversion.kind, conversion.arch) == ('classification', arch)
     model = config_model(arch)
     model.load_state_dict(conversion.state_dict, strict=True)
-    torch.testing.assert_close(logits(model), logits(ema), **TOL)
+    assert_close_to_scale(logits(model), logits(ema), REL)
     assert (logits(model) - logits(raw)).abs().max() > 0.1  # the EMA set, not the raw one
 
 
@@ -59,7 +60,7 @@ def test_raw_weights_on_request_and_missing_ema_named():
     ckpt = authors_checkpoint(raw, ema)
     model = config_model('ti')
     model.load_state_dict(convert_checkpoint(ckpt, weights='raw').state_dict, strict=True)
-    torch.testing.assert_close(logits(model), logits(raw), **TOL)
+    assert_close_to_scale(logits(model), logits(raw), REL)
     del ckpt['state_dict_ema']
     with pytest.raises(CheckpointLayoutError, match='--weights raw'):
         convert_checkpoint(ckpt)
@@ -78,7 +79,7 @@ def test_single_weight_files_and_folded_positional_encoding():
     assert any('reparam_conv' in n for n in conversion.notes)
     model = config_model('ti')
     model.load_state_dict(conversion.state_dict, strict=True)
-    torch.testing.assert_close(logits(model), logits(reference), **TOL)
+    assert_close_to_scale(logits(model), logits(reference), REL)
 
 
 def test_only_argparse_namespace_is_allowed(tmp_path):
@@ -124,7 +125,7 @@ def test_command_line_converts_an_authors_file(tmp_path):
     model = config_model('ti')
     checkpoint = load_checkpoint(model, str(dst), map_location='cpu', strict=True)
     assert checkpoint['meta']['arch'] == 'ti'
-    torch.testing.assert_close(logits(model.eval()), logits(ema), **TOL)
+    assert_close_to_scale(logits(model.eval()), logits(ema), REL)
 
     # unmapped keys: refused, listed, nothing written
     bad = authors_checkpoint(raw, ema)

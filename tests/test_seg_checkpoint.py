@@ -7,19 +7,13 @@ import sys
 import pytest
 import torch
 
+from numeric_helpers import assert_close_to_scale
 from rapidnet_mm.checkpoints import CheckpointLayoutError, convert_checkpoint
 from rapidnet_mm.checkpoints import segmentation
 from seg_helpers import build_segmentor, synthesise
 from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core
-
-
-def assert_close_scaled(actual: torch.Tensor, expected: torch.Tensor) -> None:
-    """Equal to float precision. Randomised weights make features grow to ~1e5 through the
-    stages, so the absolute tolerance follows the largest magnitude."""
-    torch.testing.assert_close(actual, expected, rtol=1e-4,
-                               atol=1e-5 * float(expected.abs().max()))
 
 
 @pytest.mark.parametrize('arch,folded', [('m', False), ('b', True)])
@@ -40,11 +34,11 @@ def test_round_trip_reproduces_the_original(arch, folded):
         features = model.backbone(x)
         expected = backbone(x)
         for ours, theirs in zip(features, expected):
-            assert_close_scaled(ours, theirs)
+            assert_close_to_scale(ours, theirs)
         logits = model.decode_head(model.neck(features))
         expected_logits = reference.decode_head(reference.neck(expected))
     assert logits.shape == (1, 150, 16, 24)
-    assert_close_scaled(logits, expected_logits)
+    assert_close_to_scale(logits, expected_logits)
 
 
 def test_convert_official_tool(tmp_path):
@@ -63,7 +57,7 @@ def test_convert_official_tool(tmp_path):
     model.load_state_dict(saved['state_dict'], strict=True)
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        assert_close_scaled(model.backbone(x)[-1], backbone.eval()(x)[-1])
+        assert_close_to_scale(model.backbone(x)[-1], backbone.eval()(x)[-1])
 
 
 @pytest.fixture(scope='module')

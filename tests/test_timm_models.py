@@ -25,17 +25,12 @@ from rapidnet_mm.checkpoints import classification
 from rapidnet_mm.checkpoints.hub import authors_url
 from rapidnet_mm.models import RapidNet
 from rapidnet_mm.timm_models import POOL_TYPES, TIMM_NAMES, RapidNetTimm, register_timm_models
+from numeric_helpers import assert_close_to_scale
 from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core  # also run in the torch 2.1 stack
 
 REPO = 'SLDGroup/RapidNet'
-
-
-def assert_close_to_scale(actual: torch.Tensor, expected: torch.Tensor, rel: float = 1e-5) -> None:
-    """Equal to float precision: random weights make logits grow to ~1e5, so the allowed
-    difference follows the largest magnitude of ``expected``."""
-    torch.testing.assert_close(actual, expected, rtol=0, atol=rel * float(expected.abs().max()))
 
 
 def test_names_are_registered_with_their_hub_files():
