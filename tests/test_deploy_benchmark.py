@@ -1,17 +1,53 @@
 """tools/analysis_tools/benchmark.py (no speed is asserted: timings go in the docs)."""
 import pytest
+from benchmark_helpers import TinyNet, UntraceableNet, tiny_subject
 from deploy_helpers import config_path, load_tool
 
-from rapidnet_mm.analysis.benchmark import PEERS
+from rapidnet_mm.analysis.benchmark import PEERS, Settings, measure
+from rapidnet_mm.analysis.benchmark_report import format_table, summary_lines
 from rapidnet_mm.deploy.cpu_features import cpu_features
 
 tool = load_tool('analysis_tools/benchmark')
 
 
-def test_peers_are_the_papers_comparisons_with_cited_accuracies():
-    assert set(PEERS) == {'mobilenetv2_140', 'repvit_m0_9', 'repvit_m1_1', 'efficientformer_l1',
-                          'fastvit_t8', 'fastvit_sa12'}
-    assert all(acc.source for _, acc in PEERS.values())
+@pytest.mark.core
+def test_peers_are_the_papers_and_2026s_mobile_backbones_with_cited_accuracies():
+    from timm.models import get_arch_pretrained_cfgs
+    assert set(PEERS) == {
+        'mobilenetv2_140', 'mobilenetv4_conv_small', 'mobilenetv4_conv_medium', 'repvit_m0_9',
+        'repvit_m1_1', 'efficientformer_l1', 'efficientformerv2_s1', 'fastvit_t8', 'fastvit_t12',
+        'fastvit_sa12', 'starnet_s3', 'starnet_s4'}
+    for name, (_, acc) in PEERS.items():
+        assert acc.source and 60 < acc.top1 < 90
+        # the published figure's resolution is that of timm's default weights for the name
+        default_cfg = next(iter(get_arch_pretrained_cfgs(name).values()))
+        assert default_cfg.input_size == (3, acc.resolution, acc.resolution), name
+    assert len({label for label, _ in PEERS.values()}) == len(PEERS)
+
+
+def test_an_entry_that_fails_to_build_is_reported_and_the_run_goes_on():
+    good = tiny_subject('Good', TinyNet())
+    bad = tiny_subject('Bad', UntraceableNet())  # its deploy form cannot be traced
+    settings = Settings(runtimes=('torchscript', ), warmup=0, runs=2, threads=1)
+    logged = []
+    gemm = measure([good, bad], ['train', 'deploy'], [1, 2], (16, 16), settings, logged.append)
+    reason = 'RuntimeError: this operator cannot be exported'
+    assert bad.failures == {1: {'deploy+torchscript': reason},
+                            2: {'deploy+torchscript': reason}}
+    assert set(bad.results[1]) == set(bad.results[2]) == {'train+torchscript'}
+    assert good.failures == {}
+    assert set(good.results[1]) == {'train+torchscript', 'deploy+torchscript'}
+    assert good.diffs['deploy+torchscript'] < 1e-5
+    assert f'  Bad deploy+torchscript: not run: {reason}' in logged
+    rows = [r.split(' | ') for r in format_table(
+        [good, bad], 2, settings, ['train', 'deploy'], gemm[1]).splitlines()
+        if r.startswith('| Bad')]
+    assert [r[2] for r in rows] == ['train+torchscript', 'deploy+torchscript']  # the row stays
+    assert rows[1][4:6] == [f'not run: {reason}'] * 2  # batch 1 latency, batch 2 throughput
+    assert all(c == '' for c in rows[1][6:-1]) and rows[0][4] != ''
+    lines = summary_lines([good, bad], settings)
+    assert f'Bad: deploy+torchscript not run at batch 1 ({reason})' in lines
+    assert f'Bad: deploy+torchscript not run at batch 2 ({reason})' in lines
 
 
 @pytest.mark.slow
@@ -20,7 +56,7 @@ def test_tool_times_both_forms_and_runtimes_and_writes_table_and_chart(tmp_path,
     argv = [config_path('cls', 'rapidnet_ti_in1k.py'), '--peers', 'fastvit_t8', '--runs', '2',
             '--warmup', '0', '--batch-size', '2', '--input-size', '64', '64', '--threads', '1',
             '--runtime', 'eager', 'torchscript', 'onnxruntime', 'openvino', '--out', str(table),
-            '--plot', str(chart)]
+            '--plot', str(chart), '--plot-runtimes', 'eager', 'openvino']
     assert tool.main(argv) == 0
     out = capsys.readouterr().out
     rows = [r.split(' | ') for r in table.read_text().splitlines()
@@ -43,6 +79,7 @@ def test_tool_times_both_forms_and_runtimes_and_writes_table_and_chart(tmp_path,
     for runtime in ('deploy', 'deploy+onnxruntime', 'deploy+openvino'):
         assert f'{runtime}, batch 1, fastest first: ' in out
     assert chart.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert f'wrote {chart} (panels: eager, openvino)' in out
 
 
 def test_tool_refuses_amp_with_torchscript(capsys):
@@ -57,6 +94,10 @@ def test_tool_refuses_amp_with_torchscript(capsys):
     (['--threads', '0'], '--threads 0: give at least 1'),
     (['--quantize'], "--quantize times the int8 form of ('onnxruntime', 'openvino', "
                      "'executorch'): add one of them to --runtime"),
+    (['--plot', 'a.png', '--forms', 'train'], '--plot draws the deploy form: add deploy'),
+    (['--plot-runtimes', 'all'], '--plot-runtimes chooses the panels of --plot: add --plot'),
+    (['--plot', 'a.png', '--plot-runtimes', 'openvino'],
+     "--plot-runtimes ['openvino'] were not timed: choose from --runtime ['eager'] or \"all\""),
 ])
 def test_tool_refuses_bad_options_with_one_line(capsys, argv, message):
     assert tool.main(['--peers', 'none'] + argv) == 2

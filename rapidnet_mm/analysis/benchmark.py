@@ -40,30 +40,45 @@ GEMM = '__gemm__'  # its key among the timed entries
 
 @dataclass(frozen=True)
 class Accuracy:
-    """An ImageNet-1K top-1 figure and where it is stated."""
+    """An ImageNet-1K top-1 figure, the input resolution it was measured at, and where it is
+    stated."""
     top1: float
+    resolution: int  # square input side of the published figure
     source: str
 
 
-# Top-1 accuracies as the models' own authors state them; None where we cannot cite one.
+# Top-1 accuracies as the models' own authors state them; None where we cannot cite one (the
+# paper's figures for S, M and B are in neither the authors' README nor their Hub files).
 RAPIDNET_ACCURACY: Dict[str, Accuracy] = {
-    'ti': Accuracy(76.3, 'RapidNet paper, abstract (distilled, 224x224)'),
+    'ti': Accuracy(76.3, 224, 'RapidNet paper, abstract (distilled)'),
 }
+_REPVIT = 'RepViT official README (THU-MIG/RepViT), 300 epochs, distilled'
+_FASTVIT = 'FastViT official README (apple/ml-fastvit), distilled'
+_STARNET = 'StarNet official README (ma-xu/Rewrite-the-Stars, imagenet/)'
+# The MobileNetV4 authors released no PyTorch weights; timm trained the ones it ships.
+_MNV4 = 'timm model card results table (mobilenetv4_conv_*, weights trained by timm)'
 PEERS: Dict[str, tuple] = {
     # timm name: (label, accuracy)
     'mobilenetv2_140': ('MobileNetV2x1.4', Accuracy(
-        74.7, 'MobileNetV2 paper (Sandler et al., CVPR 2018), as quoted in the RapidNet and '
-        'EfficientFormer abstracts')),
-    'repvit_m0_9': ('RepViT-M0.9', Accuracy(
-        78.7, 'RepViT official README (THU-MIG/RepViT), 300 epochs, distilled')),
-    'repvit_m1_1': ('RepViT-M1.1', Accuracy(
-        80.7, 'RepViT official README (THU-MIG/RepViT), 300 epochs, distilled')),
+        74.7, 224, 'MobileNetV2 paper (Sandler et al., CVPR 2018), as quoted in the RapidNet '
+        'and EfficientFormer abstracts')),
+    'mobilenetv4_conv_small': ('MobileNetV4-Conv-S', Accuracy(
+        73.8, 224, f'{_MNV4}: e2400_r224_in1k at 224')),
+    'mobilenetv4_conv_medium': ('MobileNetV4-Conv-M', Accuracy(
+        79.9, 256, f'{_MNV4}: e500_r256_in1k at 256')),
+    'repvit_m0_9': ('RepViT-M0.9', Accuracy(78.7, 224, _REPVIT)),
+    'repvit_m1_1': ('RepViT-M1.1', Accuracy(80.7, 224, _REPVIT)),
     'efficientformer_l1': ('EfficientFormer-L1', Accuracy(
-        79.2, 'EfficientFormer paper abstract (Li et al., NeurIPS 2022), 300 epochs, distilled')),
-    'fastvit_t8': ('FastViT-T8', Accuracy(
-        77.2, 'FastViT official README (apple/ml-fastvit), distilled, 256x256')),
-    'fastvit_sa12': ('FastViT-SA12', Accuracy(
-        81.9, 'FastViT official README (apple/ml-fastvit), distilled, 256x256')),
+        79.2, 224, 'EfficientFormer paper abstract (Li et al., NeurIPS 2022), 300 epochs, '
+        'distilled')),
+    'efficientformerv2_s1': ('EfficientFormerV2-S1', Accuracy(
+        79.0, 224, 'EfficientFormerV2 official README (snap-research/EfficientFormer), 300 '
+        'epochs, distilled')),
+    'fastvit_t8': ('FastViT-T8', Accuracy(77.2, 256, _FASTVIT)),
+    'fastvit_t12': ('FastViT-T12', Accuracy(80.3, 256, _FASTVIT)),
+    'fastvit_sa12': ('FastViT-SA12', Accuracy(81.9, 256, _FASTVIT)),
+    'starnet_s3': ('StarNet-S3', Accuracy(77.4, 224, _STARNET)),
+    'starnet_s4': ('StarNet-S4', Accuracy(78.8, 224, _STARNET)),
 }
 
 
@@ -78,6 +93,8 @@ class Subject:
     macs: int = 0  # of the deploy form (the work the task needs) for one image
     diffs: Dict[str, float] = field(default_factory=dict)
     results: Dict[int, Dict[str, Timing]] = field(default_factory=dict)
+    # batch -> label -> why the entry could not be built or run (its export failed, ...)
+    failures: Dict[int, Dict[str, str]] = field(default_factory=dict)
 
 
 class ClassifierForward(nn.Module):
@@ -259,30 +276,52 @@ def relative_difference(ref, got) -> float:
                for r, g in zip(flatten(ref), flatten(got)))
 
 
+def failure_reason(err: BaseException) -> str:
+    """One line saying why an entry could not be built or run: the exception's type and the
+    first line of its message."""
+    lines = str(err).strip().splitlines()
+    return f'{type(err).__name__}: {lines[0]}' if lines else type(err).__name__
+
+
 def prepare_runners(subjects: Sequence[Subject], forms: Sequence[str], runtime: str,
                     x: torch.Tensor, settings: Settings, with_diffs: bool,
-                    log: Callable[[str], None]) -> Dict[Tuple[int, str], Callable[[], object]]:
+                    log: Callable[[str], None]
+                    ) -> Tuple[Dict[Tuple[int, str], Callable[[], object]],
+                               Dict[int, Dict[str, str]]]:
     """Every subject's ``forms`` built under ``runtime`` for input ``x``, keyed by
     ``(subject index, label)``; with ``with_diffs`` each output's difference from the eager
-    training form goes into ``subject.diffs``."""
+    training form goes into ``subject.diffs``.
+
+    An entry that cannot be built or run (a peer whose export to the runtime fails, whatever
+    the exporter raises) is left out and its reason returned, so that one model's failure in one
+    runtime leaves every other entry of the run.
+
+    Returns:
+        The runners, and ``{subject index: {label: reason}}`` of the entries left out.
+    """
     entries = [(form, runtime) for form in forms]
     if settings.quantize and runtime in INT8_RUNTIMES and 'deploy' in forms:
         entries.append(('deploy', runtime + INT8))
-    runners = {}
+    runners, failures = {}, {}
     for i, s in enumerate(subjects):
         if with_diffs:
             ref = prepare(s.forms['train'], settings, 'eager', x)(x)
         for form, entry_runtime in entries:
+            name = label(form, entry_runtime)
             start = time.perf_counter()
-            runner = prepare(s.forms[form], settings, entry_runtime, x)
-            out = runner(x)  # compiles (inductor) before the timed rounds
+            try:
+                runner = prepare(s.forms[form], settings, entry_runtime, x)
+                out = runner(x)  # compiles (inductor) before the timed rounds
+            except Exception as err:  # noqa: BLE001 - reported in the table, the run goes on
+                failures.setdefault(i, {})[name] = failure_reason(err)
+                log(f'  {s.name} {name}: not run: {failures[i][name]}')
+                continue
             if entry_runtime != 'eager':
-                log(f'  {s.name} {label(form, entry_runtime)}: ready in '
-                    f'{time.perf_counter() - start:.1f} s')
+                log(f'  {s.name} {name}: ready in {time.perf_counter() - start:.1f} s')
             if with_diffs:
-                s.diffs[label(form, entry_runtime)] = relative_difference(ref, out)
-            runners[(i, label(form, entry_runtime))] = lambda r=runner: r(x)
-    return runners
+                s.diffs[name] = relative_difference(ref, out)
+            runners[(i, name)] = lambda r=runner: r(x)
+    return runners, failures
 
 
 def gemm_runner(settings: Settings) -> Callable[[], object]:
@@ -311,14 +350,15 @@ def _worker(conn, subjects_path: str, forms: Sequence[str], runtime: str, settin
             if request[0] == 'prepare':
                 batch, input_size = request[1], request[2]
                 x = make_input(batch, input_size, settings)
-                runners = prepare_runners(subjects, forms, runtime, x, settings, batch == 1,
-                                          lines.append)
+                runners, failures = prepare_runners(subjects, forms, runtime, x, settings,
+                                                    batch == 1, lines.append)
                 if with_gemm:
                     runners[GEMM] = gemm_runner(settings)
-                payload = {i: s.diffs for i, s in enumerate(subjects)} if batch == 1 else {}
+                payload = {i: (s.diffs if batch == 1 else {}, failures.get(i, {}))
+                           for i, s in enumerate(subjects)}
             else:  # ('round', index): each entry once, the order rotating with the round
                 keys = list(runners)
-                shift = request[1] % len(keys)
+                shift = request[1] % len(keys) if keys else 0
                 payload = {}
                 for key in keys[shift:] + keys[:shift]:
                     start = time.perf_counter()
@@ -408,7 +448,9 @@ def measure(subjects: Sequence[Subject], forms: Sequence[str], batch_sizes: Sequ
             log: Callable[[str], None] = print) -> Dict[int, Timing]:
     """Time ``forms`` of every subject under every runtime at each batch size, in place
     (``subject.results[batch][label]``; at batch 1 also ``subject.diffs[label]``, the output
-    difference from the eager training form under the same settings, and ``subject.macs``).
+    difference from the eager training form under the same settings, and ``subject.macs``). An
+    entry that cannot be built or run goes to ``subject.failures[batch][label]`` instead (see
+    :func:`prepare_runners`).
 
     Each runtime runs in its own worker process; rounds go to the workers in turn (the order
     rotating), and within a worker every model and form once (the order rotating), so that load
@@ -429,8 +471,10 @@ def measure(subjects: Sequence[Subject], forms: Sequence[str], batch_sizes: Sequ
             for n in range(n_workers):
                 workers.send(n, ('prepare', batch, tuple(input_size)))
             for n in range(n_workers):
-                for i, d in workers.reply(n, log).items():
-                    subjects[i].diffs.update(d)
+                for i, (diffs, failed) in workers.reply(n, log).items():
+                    subjects[i].diffs.update(diffs)
+                    if failed:
+                        subjects[i].failures.setdefault(batch, {}).update(failed)
             runs = settings.runs if batch == 1 else max(5, settings.runs // 5)
             log(f'batch {batch}: {len(subjects) * len(entry_labels(settings, forms))} entries in '
                 f'{n_workers} worker processes taking turns, {settings.warmup} warm-up and {runs} '

@@ -5,7 +5,7 @@ Usage: python tools/analysis_tools/benchmark.py [CONFIG ...] [--peers NAME ...|n
        [--batch-size N] [--input-size H W] [--amp] [--channels-last]
        [--runtime eager|torchscript|inductor|onnxruntime|openvino|executorch ...] [--quantize]
        [--forms train deploy] [--warmup W] [--runs R] [--threads T] [--out table.md]
-       [--plot chart.png]
+       [--plot chart.png [--plot-runtimes RUNTIME ...|all]]
 
 Without CONFIGs the four configs/cls/rapidnet_*_in1k.py are timed. Weights are random (speed does
 not depend on them); every form's outputs are compared with the eager training form's. Each
@@ -14,14 +14,15 @@ rapidnet_mm/analysis/benchmark.py); the table also gives the fraction of an fp32
 each entry reaches, the GEMM being timed in the same rounds.
 """
 import argparse
+import datetime
 import sys
 
 import torch
 
-from rapidnet_mm.analysis.benchmark import (PEERS, Settings, label, measure, peer_subject,
+from rapidnet_mm.analysis.benchmark import (PEERS, Settings, measure, peer_subject,
                                             subject_for_config)
-from rapidnet_mm.analysis.benchmark_report import (format_table, plot_accuracy_latency,
-                                                   summary_lines)
+from rapidnet_mm.analysis.benchmark_report import (default_plot_runtime, format_table, machine,
+                                                   plot_accuracy_latency, summary_lines)
 from rapidnet_mm.cli import add_device_option, add_input_size, check_output_path, run_tool
 from rapidnet_mm.config import ConfigError, config_file
 from rapidnet_mm.deploy.runtime import RUNTIMES
@@ -63,7 +64,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--forms', nargs='+', default=['train', 'deploy'],
                         choices=['train', 'deploy'], help='forms to time (both by default)')
     parser.add_argument('--out', help='also write the table (markdown) to this file')
-    parser.add_argument('--plot', help='write a top-1 vs batch-1 latency chart (png) here')
+    parser.add_argument('--plot', help='write a chart (png) of published top-1 against the '
+                        'measured batch-1 latency of the deploy form here: one panel per runtime '
+                        'of --plot-runtimes, fp32 and (with --quantize) int8 markers, RapidNets '
+                        'joined by a line; CPU latencies, not the paper\'s iPhone Neural Engine')
+    parser.add_argument('--plot-runtimes', nargs='+', metavar='RUNTIME',
+                        help='the runtimes of --runtime to draw a panel for, or "all" (default: '
+                        'the runtime of the fastest exact entry of the first RapidNet)')
     return parser.parse_args(argv)
 
 
@@ -87,6 +94,16 @@ def check_args(args) -> None:
         raise ConfigError('--batch-size must be >= 0')
     if args.plot and not args.plot.endswith('.png'):
         raise ConfigError('--plot writes a png: name it *.png')
+    if args.plot and 'deploy' not in args.forms:
+        raise ConfigError('--plot draws the deploy form: add deploy to --forms')
+    if args.plot_runtimes and not args.plot:
+        raise ConfigError('--plot-runtimes chooses the panels of --plot: add --plot FILE.png')
+    if args.plot_runtimes == ['all']:
+        args.plot_runtimes = list(args.runtime)
+    unrun = [r for r in args.plot_runtimes or [] if r not in args.runtime]
+    if unrun:
+        raise ConfigError(f'--plot-runtimes {unrun} were not timed: choose from --runtime '
+                          f'{list(args.runtime)} or "all"')
     for option, path in (('--out', args.out), ('--plot', args.plot)):
         if path:
             check_output_path(path, option)
@@ -118,8 +135,13 @@ def main(argv=None) -> int:
                 f.write('\n'.join([text, ''] + summary) + '\n')
             print(f'wrote {args.out}')
         if args.plot:
-            n = plot_accuracy_latency(subjects, args.plot, label(args.forms[-1], args.runtime[-1]))
-            print(f'wrote {args.plot} ({n} models with a published top-1; others left out)')
+            runtimes = args.plot_runtimes or [default_plot_runtime(subjects)]
+            fig = plot_accuracy_latency(subjects, args.plot, runtimes, settings,
+                                        args.input_size, machine(settings),
+                                        datetime.date.today().isoformat())
+            import matplotlib.pyplot as plt
+            plt.close(fig)
+            print(f'wrote {args.plot} (panels: {", ".join(runtimes)})')
     return run_tool(body)
 
 
