@@ -3,7 +3,7 @@ import pytest
 from benchmark_helpers import TinyNet, UntraceableNet, tiny_subject
 from deploy_helpers import config_path, load_tool
 
-from rapidnet_mm.analysis.benchmark import PEERS, Settings, measure
+from rapidnet_mm.analysis.benchmark import PEERS, Settings, fixed_input_size, measure
 from rapidnet_mm.analysis.benchmark_report import format_table, summary_lines
 from rapidnet_mm.deploy.cpu_features import cpu_features
 
@@ -23,6 +23,9 @@ def test_peers_are_the_papers_and_2026s_mobile_backbones_with_cited_accuracies()
         default_cfg = next(iter(get_arch_pretrained_cfgs(name).values()))
         assert default_cfg.input_size == (3, acc.resolution, acc.resolution), name
     assert len({label for label, _ in PEERS.values()}) == len(PEERS)
+    fixed = {name: fixed_input_size(name) for name in PEERS}
+    assert {n: size for n, size in fixed.items() if size} == {
+        'efficientformer_l1': (224, 224), 'efficientformerv2_s1': (224, 224)}
 
 
 def test_an_entry_that_fails_to_build_is_reported_and_the_run_goes_on():
@@ -95,6 +98,9 @@ def test_tool_refuses_amp_with_torchscript(capsys):
     (['--quantize'], "--quantize times the int8 form of ('onnxruntime', 'openvino', "
                      "'executorch'): add one of them to --runtime"),
     (['--plot', 'a.png', '--forms', 'train'], '--plot draws the deploy form: add deploy'),
+    (['--peers', 'efficientformer_l1', 'starnet_s3', 'efficientformerv2_s1', '--input-size', '64'],
+     "peers ['efficientformer_l1', 'efficientformerv2_s1'] run only at their fixed input size "
+     '(efficientformer_l1: 224x224, efficientformerv2_s1: 224x224), not 64x64'),
     (['--plot-runtimes', 'all'], '--plot-runtimes chooses the panels of --plot: add --plot'),
     (['--plot', 'a.png', '--plot-runtimes', 'openvino'],
      "--plot-runtimes ['openvino'] were not timed: choose from --runtime ['eager'] or \"all\""),

@@ -160,6 +160,14 @@ def config_subject(name: str, model: nn.Module) -> Subject:
                    dict(train=n_params(train_fw), deploy=n_params(deploy_fw)))
 
 
+def fixed_input_size(timm_name: str) -> Optional[Tuple[int, int]]:
+    """The only ``(H, W)`` a timm peer's network runs at (its attention biases are built for it,
+    as EfficientFormer's), or None where any size runs."""
+    from timm.models import get_arch_pretrained_cfgs
+    cfg = next(iter(get_arch_pretrained_cfgs(timm_name).values()))
+    return tuple(cfg.input_size[1:]) if cfg.fixed_input_size else None
+
+
 def peer_subject(timm_name: str) -> Subject:
     """A timm peer with random weights; its deploy form is timm's reparameterisation."""
     import timm

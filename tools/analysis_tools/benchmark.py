@@ -19,8 +19,8 @@ import sys
 
 import torch
 
-from rapidnet_mm.analysis.benchmark import (PEERS, Settings, measure, peer_subject,
-                                            subject_for_config)
+from rapidnet_mm.analysis.benchmark import (PEERS, Settings, fixed_input_size, measure,
+                                            peer_subject, subject_for_config)
 from rapidnet_mm.analysis.benchmark_report import (default_plot_runtime, format_table, machine,
                                                    plot_accuracy_latency, summary_lines)
 from rapidnet_mm.cli import add_device_option, add_input_size, check_output_path, run_tool
@@ -86,6 +86,13 @@ def check_args(args) -> None:
     unknown = [p for p in args.peers if p not in PEERS]
     if unknown:
         raise ConfigError(f'unknown peers {unknown}; choose from {list(PEERS)} or "none"')
+    fixed = {p: fixed_input_size(p) for p in args.peers}
+    wrong = [p for p, size in fixed.items() if size and size != tuple(args.input_size)]
+    if wrong:
+        raise ConfigError(f'peers {wrong} run only at their fixed input size '
+                          f'({", ".join(f"{p}: {fixed[p][0]}x{fixed[p][1]}" for p in wrong)}), '
+                          f'not {args.input_size[0]}x{args.input_size[1]}: use that --input-size '
+                          'or leave them out of --peers')
     if not args.configs:
         args.configs = [config_file('cls', f'rapidnet_{a}_in1k.py') for a in VARIANTS]
     if args.batch_size is None:
