@@ -1,5 +1,6 @@
-"""Latency and throughput of models in their training and deploy forms, and the peers RapidNet
-is compared with in the paper (built by timm with random weights).
+"""Latency and throughput of models in their training and deploy forms, and of the mobile
+backbones RapidNet is compared with (the paper's and later ones, built by timm with random
+weights).
 
 Forms are timed interleaved (one run of each in turn, the order rotating) so that a machine shared
 with other work slows all of them alike; medians and interquartile ranges are reported.

@@ -84,8 +84,9 @@ def not_run(subject: Subject, batch: int, name: str) -> str:
 
 def summary_lines(subjects: List[Subject], settings: Settings) -> List[str]:
     """Facts of the run in words: for each RapidNet, each deploy runtime's speed-up over the eager
-    training form (and what reparameterisation alone gives under that runtime); for each deploy
-    runtime, the models at batch 1, fastest first."""
+    training form (and what reparameterisation alone gives under that runtime); RapidNet-Ti's
+    comparisons (:func:`ti_comparison_lines`); each entry that was not run, and why; for each
+    deploy runtime, the models at batch 1, fastest first."""
     lines = []
     for s in subjects:
         res = s.results.get(1, {})
