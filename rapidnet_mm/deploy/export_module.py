@@ -32,6 +32,11 @@ class ExportError(RapidNetError, ValueError):
     """A model or setting that cannot be exported; raised before any conversion starts."""
 
 
+def option_flag(name: str) -> str:
+    """The command-line spelling of an option keyword (``min_target`` -> ``--min-target``)."""
+    return '--' + name.replace('_', '-')
+
+
 def timm_network(model: nn.Module, task: str) -> Optional[nn.Module]:
     """The timm network an mmpretrain wrapper holds for ``task``, or None.
 
@@ -398,22 +403,6 @@ def check_numerics(model: nn.Module, task: str, module: nn.Module, export_module
     max_abs = [(r - o).abs().max().item() for r, o in zip(ref, out)]
     rel = [a / max(r.abs().max().item(), 1e-12) for a, r in zip(max_abs, ref)]
     return Numerics(names, max_abs, rel, [psnr(r, o) for r, o in zip(ref, out16)])
-
-
-def prepare_file_export(model: nn.Module, task: str, input_size: Sequence[int],
-                        norm: InputNormalization, dilated_as_dense: bool, kind: str,
-                        log: Callable[[str], None]) -> Tuple[ExportModule, List[str], int]:
-    """What the file exporters (ONNX, OpenVINO, TorchScript) do first: build the export module
-    with the mean in the graph, and log its size.
-
-    Returns:
-        The export module, the output names and its parameter count.
-    """
-    module = prepare_export(model, task, input_size, norm, dilated_as_dense, mean_in_graph=True)
-    sizes = describe(module)
-    log(f'export module: {sizes["params"]:,} parameters, {sizes["dilated_convs"]} dilated convs; '
-        f'exporting {kind} at {input_size[0]}x{input_size[1]}')
-    return module, output_names(model, task), sizes['params']
 
 
 @dataclass
