@@ -142,7 +142,8 @@ def test_core_ml_export_accepts_a_repvit_classifier(tmp_path):
 
 
 def test_repvit_backbone_export_module_matches_pytorch():
-    from rapidnet_mm.deploy.export_module import (check_numerics, output_names, prepare_export)
+    from rapidnet_mm.deploy.comparison import check_numerics
+    from rapidnet_mm.deploy.export_module import output_names, prepare_export
     from rapidnet_mm.deploy.normalization import input_normalization
     cfg, model = load_through_tools(DET)
     norm = input_normalization(cfg)

@@ -25,8 +25,8 @@ from .coreml_benchmark import benchmark_coreml, check_benchmark_platform
 from .coreml_compress import (check_compression, compress_mlmodel, format_psnr, min_psnr_for,
                               package_runner)
 from .coreml_report import CoreMLReport, coreml_report
-from .export_module import (ExportError, ExportModule, Numerics, check_numerics, psnr,
-                            reference_outputs)
+from .comparison import Numerics, check_numerics, psnr, reference_outputs
+from .export_module import ExportError, ExportModule
 from .normalization import InputNormalization
 from .photos import sample_images
 from .pipeline import Exporter, Runner

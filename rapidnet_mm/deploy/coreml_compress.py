@@ -22,7 +22,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .export_module import ExportError, ExportModule, as_list, psnr, reference_outputs
+from .comparison import as_list, psnr, reference_outputs
+from .export_module import ExportError, ExportModule
 from .normalization import InputNormalization
 
 

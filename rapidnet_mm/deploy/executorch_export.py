@@ -21,7 +21,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
-from .export_module import ExportedFileCheck, ExportError, as_list
+from .comparison import ExportedFileCheck, as_list
+from .export_module import ExportError
 from .int8 import Int8Report
 from .pipeline import Exporter, Runner
 

@@ -21,7 +21,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from .cpu_features import cpu_features
-from .export_module import ExportError, as_list, option_flag, psnr, reference_outputs
+from .comparison import as_list, psnr, reference_outputs
+from .export_module import ExportError, option_flag
 from .normalization import InputNormalization
 from .photos import PHOTOS, sample_images, to_batch
 

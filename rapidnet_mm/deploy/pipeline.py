@@ -24,9 +24,8 @@ import torch
 import torch.nn as nn
 
 from . import int8
-from .export_module import (ExportedFileCheck, ExportError, ExportModule, check_exported_file,
-                            check_image, describe, output_names, prepare_export,
-                            reference_outputs)
+from .comparison import ExportedFileCheck, check_exported_file, check_image, reference_outputs
+from .export_module import ExportError, ExportModule, describe, output_names, prepare_export
 from .int8 import Int8Report
 from .normalization import InputNormalization
 

@@ -10,7 +10,8 @@ from typing import List
 
 import torch
 
-from .export_module import ExportError, as_list
+from .comparison import as_list
+from .export_module import ExportError
 from .pipeline import Exporter, Runner
 from .runtime import freeze_torchscript, load_torchscript
 
