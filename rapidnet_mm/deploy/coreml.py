@@ -37,7 +37,7 @@ PRECISIONS = ('fp16', 'fp32')
 MIN_TARGETS = ('iOS15', 'iOS16', 'iOS17', 'iOS18', 'iOS26')
 
 
-def check_options(precision: str, min_target: str) -> None:
+def check_precision_and_target(precision: str, min_target: str) -> None:
     """Refuse bad settings before anything is built or converted."""
     if precision not in PRECISIONS:
         raise ExportError(f'unknown precision {precision!r}; choose one of {PRECISIONS}')
@@ -124,7 +124,7 @@ class CoreMLExporter(Exporter):
         require_torch(CPU_FP16_TORCH, '--format coreml',
                       "it checks the model's FP16 numerics on CPU, in half-precision kernels")
         precision, min_target = options['precision'], options['min_target']
-        check_options(precision, min_target)
+        check_precision_and_target(precision, min_target)
         check_compression(options.get('compress'), precision, min_target, MIN_TARGETS)
         check_min_psnr(options.get('compress'), options.get('min_psnr'))
         benchmark = options.get('benchmark')
