@@ -9,7 +9,7 @@ ct = pytest.importorskip('coremltools')
 from coremltools.proto import FeatureTypes_pb2  # noqa: E402
 
 from rapidnet_mm.deploy import check_numerics, prepare_export  # noqa: E402
-from rapidnet_mm.deploy.coreml import coreml_report  # noqa: E402
+from rapidnet_mm.deploy.coreml_report import coreml_report  # noqa: E402
 
 tool = ExportTool('coreml')
 TI = config_path('cls', 'rapidnet_ti_in1k.py')

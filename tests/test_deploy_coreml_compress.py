@@ -15,7 +15,8 @@ ct = pytest.importorskip('coremltools')
 pytest.importorskip('sklearn')  # coremltools' k-means palettisation
 
 from rapidnet_mm.config import build_model, load_model_config  # noqa: E402
-from rapidnet_mm.deploy.coreml import convert, coreml_report  # noqa: E402
+from rapidnet_mm.deploy.coreml import convert  # noqa: E402
+from rapidnet_mm.deploy.coreml_report import coreml_report  # noqa: E402
 from rapidnet_mm.deploy.coreml_compress import (COMPRESSIONS, compress_mlmodel,  # noqa: E402
                                                 package_psnr, package_weights)
 from rapidnet_mm.deploy.photos import sample_images  # noqa: E402

@@ -14,7 +14,7 @@ set_up_logging_at_collection()
 
 from rapidnet_mm.deploy import executorch_export, input_normalization  # noqa: E402
 from rapidnet_mm.deploy import reference_outputs  # noqa: E402
-from rapidnet_mm.deploy.export_module import random_image  # noqa: E402
+from rapidnet_mm.deploy.comparison import random_image  # noqa: E402
 
 tool = ExportTool('executorch')
 TI = config_path('cls', 'rapidnet_ti_in1k.py')

@@ -11,7 +11,7 @@ from rapidnet_mm.config import ConfigError, load_model_config
 from rapidnet_mm.deploy import (ExportError, InputNormalization, check_input_size,
                                 dense_equivalent, dilated_to_dense, input_normalization,
                                 output_names, prepare_export, psnr, reference_outputs)
-from rapidnet_mm.deploy.export_module import random_image
+from rapidnet_mm.deploy.comparison import random_image
 
 pytestmark = pytest.mark.core
 

@@ -8,7 +8,7 @@ from deploy_helpers import FILE_EXPORT_CASES, ExportTool, config_path, export_wi
 ort = pytest.importorskip('onnxruntime')
 
 from rapidnet_mm.deploy import input_normalization, reference_outputs  # noqa: E402
-from rapidnet_mm.deploy.export_module import random_image  # noqa: E402
+from rapidnet_mm.deploy.comparison import random_image  # noqa: E402
 from rapidnet_mm.deploy.onnx_export import run_onnxruntime  # noqa: E402
 
 pytestmark = pytest.mark.core

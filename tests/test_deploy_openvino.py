@@ -10,7 +10,7 @@ ov = pytest.importorskip('openvino')
 
 from rapidnet_mm.deploy import input_normalization, reference_outputs  # noqa: E402
 from rapidnet_mm.deploy import openvino_export  # noqa: E402
-from rapidnet_mm.deploy.export_module import random_image  # noqa: E402
+from rapidnet_mm.deploy.comparison import random_image  # noqa: E402
 
 tool = ExportTool('openvino')
 

@@ -7,7 +7,7 @@ from deploy_helpers import (ExportTool, config_path, export_with_tool,
                             set_up_logging_at_collection)
 
 from rapidnet_mm.deploy import input_normalization
-from rapidnet_mm.deploy.export_module import mmseg_logits
+from rapidnet_mm.deploy.comparison import mmseg_logits
 from rapidnet_mm.deploy.formats import load_exported
 from rapidnet_mm.deploy.photos import sample_images
 

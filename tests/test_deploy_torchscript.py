@@ -9,7 +9,7 @@ from deploy_helpers import (FILE_EXPORT_CASES, ExportTool, config_path, export_w
                             rel_diff)
 
 from rapidnet_mm.deploy import input_normalization, reference_outputs
-from rapidnet_mm.deploy.export_module import random_image
+from rapidnet_mm.deploy.comparison import random_image
 from rapidnet_mm.deploy.runtime import RuntimeSetupError, build_runtime, load_torchscript
 from rapidnet_mm.deploy.torchscript_export import read_metadata
 from rapidnet_mm.models import RapidNet

@@ -16,7 +16,7 @@ from rapidnet_mm.checkpoints import CheckpointDownloadError, CheckpointLayoutErr
 from rapidnet_mm.cli import check_output_path, run_tool
 from rapidnet_mm.config import ConfigError, load_model_config
 from rapidnet_mm.demo import DemoFailed
-from rapidnet_mm.deploy.coreml import NeedsMacOS
+from rapidnet_mm.deploy.coreml_benchmark import NeedsMacOS
 from rapidnet_mm.deploy.export_module import ExportError
 from rapidnet_mm.deploy.runtime import RuntimeSetupError
 from rapidnet_mm.errors import (DEBUG_ENV, InputError, MissingFileError, OutputError,

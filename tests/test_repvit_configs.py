@@ -127,13 +127,13 @@ def load_through_tools(path: str):
 
 
 @pytest.mark.slow
-def test_export_coreml_accepts_a_repvit_classifier(tmp_path):
-    from rapidnet_mm.deploy.coreml import export_coreml
+def test_core_ml_export_accepts_a_repvit_classifier(tmp_path):
+    from rapidnet_mm.deploy.formats import export_model
     from rapidnet_mm.deploy.normalization import input_normalization
     cfg, model = load_through_tools(CLS['m0_9'])
     out = str(tmp_path / 'repvit.mlpackage')
-    result = export_coreml(model, 'classifier', (64, 64), input_normalization(cfg), out,
-                           log=lambda _: None)
+    result = export_model(model, 'coreml', 'classifier', (64, 64), input_normalization(cfg),
+                          out, log=lambda _: None)
     assert osp.isdir(out)
     assert result.numerics.ok() and result.numerics.names == ['logits']
     # timm's fold ran: fewer parameters than the training form (BNs and branches merged)
@@ -142,7 +142,8 @@ def test_export_coreml_accepts_a_repvit_classifier(tmp_path):
 
 
 def test_repvit_backbone_export_module_matches_pytorch():
-    from rapidnet_mm.deploy.export_module import (check_numerics, output_names, prepare_export)
+    from rapidnet_mm.deploy.comparison import check_numerics
+    from rapidnet_mm.deploy.export_module import output_names, prepare_export
     from rapidnet_mm.deploy.normalization import input_normalization
     cfg, model = load_through_tools(DET)
     norm = input_normalization(cfg)

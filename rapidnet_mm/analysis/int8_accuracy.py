@@ -15,15 +15,15 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from ..deploy.comparison import reference_outputs
 from ..deploy.cpu_features import cpu_features
-from ..deploy.export_module import reference_outputs
-from ..deploy.formats import export_model, load_exported
+from ..deploy.formats import FORMATS, export_model, load_exported
 from ..deploy.int8 import IMAGE_SUFFIXES
 from ..deploy.normalization import InputNormalization
 from ..deploy.photos import to_batch
 from ..errors import InputError
 
-INT8_FORMATS = ('executorch', 'onnx', 'openvino')
+INT8_FORMATS = tuple(name for name, spec in FORMATS.items() if spec.int8)
 RUNTIME_NAMES = {'executorch': 'ExecuTorch (XNNPACK)', 'onnx': 'ONNX Runtime',
                  'openvino': 'OpenVINO'}
 
@@ -100,8 +100,7 @@ def measure_int8_accuracy(model: nn.Module, norm: InputNormalization, val_folder
             accuracy = {}
             predictions = {}
             for quantize in (None, 'int8'):
-                suffix = {'executorch': '.pte', 'onnx': '.onnx', 'openvino': '.xml'}[fmt]
-                path = osp.join(tmp, f'{fmt}_{quantize or "fp32"}{suffix}')
+                path = osp.join(tmp, f'{fmt}_{quantize or "fp32"}{FORMATS[fmt].suffix}')
                 export_model(model, fmt, 'classifier', input_size, norm, path, log=log,
                              quantize=quantize, calib=calib if quantize else None)
                 accuracy[quantize], predictions[quantize] = top1(load_exported(fmt, path),

@@ -14,16 +14,16 @@ Activation quantisation (which would need calibration images and iOS 17) is not 
 """
 import copy
 import math
-import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from .export_module import ExportError, ExportModule, as_list, psnr, reference_outputs
+from .comparison import as_list, psnr, reference_outputs
+from .export_module import ExportError, ExportModule
 from .normalization import InputNormalization
 
 
@@ -176,28 +176,37 @@ def package_weights(path: str, module: nn.Module) -> Dict[str, torch.Tensor]:
     return state
 
 
-def package_psnr(path: str, export_module: ExportModule, model: nn.Module, task: str,
-                 norm: InputNormalization, images: torch.Tensor, half: bool) -> List[float]:
-    """PSNR (dB) per output of the package's weights, run in PyTorch, against the FP32 model.
+def package_runner(path: str, export_module: ExportModule, norm: InputNormalization,
+                   half: bool) -> Callable[[torch.Tensor], List[torch.Tensor]]:
+    """The package's weights, run in PyTorch: a function of Nx3xHxW pixel values returning the
+    outputs.
 
     Args:
         path: The saved .mlpackage.
         export_module: The module the package was converted from (mean left to the input).
-        model: The PyTorch model (training or deploy form), the reference.
-        task: 'classifier' or 'backbone'.
-        norm: The model's input normalisation.
-        images: Nx3xHxW pixel values.
+        norm: The model's input normalisation (its mean is the package's image bias).
         half: Run in FP16, as an FP16 package computes.
     """
     module = copy.deepcopy(export_module)
     module.load_state_dict(package_weights(path, module), strict=False)
+    if half:
+        module.half()
+
+    def run(images: torch.Tensor) -> List[torch.Tensor]:
+        x = images - images.new_tensor(norm.mean).reshape(1, 3, 1, 1)
+        with torch.no_grad():
+            if half:
+                return [o.float() for o in as_list(module(x.half()))]
+            return as_list(module(x))
+    return run
+
+
+def package_psnr(path: str, export_module: ExportModule, model: nn.Module, task: str,
+                 norm: InputNormalization, images: torch.Tensor, half: bool) -> List[float]:
+    """PSNR (dB) per output of the package's weights, run in PyTorch (:func:`package_runner`),
+    against the FP32 model on ``images`` (Nx3xHxW pixel values)."""
     reference = reference_outputs(model, task, images, norm)
-    x = images - images.new_tensor(norm.mean).reshape(1, 3, 1, 1)
-    with torch.no_grad():
-        if half:
-            outputs = [o.float() for o in as_list(module.half()(x.half()))]
-        else:
-            outputs = as_list(module(x))
+    outputs = package_runner(path, export_module, norm, half)(images)
     return [psnr(r, o) for r, o in zip(reference, outputs)]
 
 
@@ -206,14 +215,6 @@ def format_psnr(label: str, names: Sequence[str], values: Sequence[float], count
     shown = ', '.join(f'{n} {v:.1f} dB' if math.isfinite(v) or v > 0 else f'{n} overflows'
                       for n, v in zip(names, values))
     return f'  {label} package vs FP32 PyTorch on {count} photos: {shown}'
-
-
-def save_atomically(mlmodel, out: str) -> str:
-    """Save next to ``out`` under a temporary name; the caller moves it into place."""
-    parent = osp.dirname(osp.abspath(out))
-    tmp = osp.join(parent, f'.{osp.basename(out)}.{os.getpid()}.tmp.mlpackage')
-    mlmodel.save(tmp)
-    return tmp
 
 
 def min_psnr_for(compress: str, min_psnr: Optional[float]) -> Tuple[float, str]:

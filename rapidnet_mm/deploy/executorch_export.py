@@ -14,19 +14,17 @@ channel), calibrated on the calibration images, then lowered like the fp32 progr
 import importlib
 import logging
 import os.path as osp
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from . import int8
-from .export_module import (ExportedFileCheck, ExportError, as_list, check_exported_file,
-                            check_image, prepare_file_export, reference_outputs)
+from .comparison import ExportedFileCheck, as_list
+from .export_module import ExportError
 from .int8 import Int8Report
-from .normalization import InputNormalization
+from .pipeline import Exporter, Runner
 
 # The versions measured and tested here beside torch 2.14.1 (requirements/stack.txt pins them).
 EXECUTORCH_VERSION = '1.5.1'
@@ -90,22 +88,6 @@ def check_delegate(delegate: str) -> None:
     except (ImportError, OSError) as err:
         raise ExportError(f'ExecuTorch\'s Core ML delegate is not available ({err}); pip install '
                           'coremltools==9.0') from None
-
-
-def check_request(delegate: Optional[str] = None, quantize: Optional[str] = None,
-                  calib: Optional[str] = None, min_psnr: Optional[float] = None,
-                  min_pixel_agreement: Optional[float] = None,
-                  min_top1_agreement: Optional[float] = None) -> None:
-    """Refuse an ExecuTorch export before a model is built (the arguments of
-    :func:`export_executorch`)."""
-    import_executorch()
-    check_delegate(delegate or 'xnnpack')
-    if quantize is not None and delegate == 'coreml':
-        raise ExportError('--quantize int8 is the XNNPACK quantizer\'s int8; with --delegate '
-                          'coreml compress the weights of a Core ML package instead (--format '
-                          'coreml --compress int8), or drop --delegate coreml')
-    int8.check_request(quantize, calib, min_psnr, min_pixel_agreement,
-                       min_top1_agreement)
 
 
 def partitioner(delegate: str):
@@ -178,7 +160,7 @@ def set_threads(threads: int) -> None:
     _unsafe_reset_threadpool(threads)
 
 
-def load_pte(path: str) -> Callable[[torch.Tensor], List[torch.Tensor]]:
+def load_pte(path: str) -> Runner:
     """A ``.pte`` file's ``forward`` in ExecuTorch's Python runtime, as a function of one
     tensor returning the list of outputs."""
     from executorch.runtime import Runtime
@@ -214,63 +196,54 @@ class ExecuTorchExport:
                          + ([self.int8.format()] if self.int8 else []))
 
 
-def export_executorch(model: nn.Module, task: str, input_size: Tuple[int, int],
-                      norm: InputNormalization, out: str, dilated_as_dense: bool = False,
-                      log: Callable[[str], None] = print, delegate: str = 'xnnpack',
-                      quantize: Optional[str] = None, calib: Optional[str] = None,
-                      min_psnr: Optional[float] = None,
-                      min_pixel_agreement: Optional[float] = None,
-                      min_top1_agreement: Optional[float] = None,
-                      rel_tol: float = 1e-4) -> ExecuTorchExport:
-    """Check, reparameterise, export and lower ``model`` to a ``.pte`` at ``out``; run it here
-    and compare it with PyTorch (XNNPACK), or check the lowered program in PyTorch (Core ML).
+class ExecuTorchExporter(Exporter):
+    """``--format executorch``: the module ``torch.export``-ed and lowered to ``delegate``; an
+    XNNPACK file is run here and compared with PyTorch, a Core ML-delegated one (Apple devices
+    only) is checked as the exported program in PyTorch. The program takes ``image`` (float32
+    1x3xHxW pixel values 0-255 in the model's channel order) and returns the outputs
+    :func:`~.export_module.output_names` names, in that order. ``--quantize int8`` (XNNPACK
+    only): static int8, calibrated on ``--calib``."""
+    runner = 'ExecuTorch (XNNPACK, fp32)'
+    defaults = dict(delegate='xnnpack')
+    quantizer = 'PT2E, XNNPACK quantizer'
+    int8_runner = 'ExecuTorch (XNNPACK)'
 
-    The program takes ``image``: float32 1x3xHxW pixel values 0-255 in the model's channel
-    order, and returns the outputs :func:`~.export_module.output_names` names, in that order.
+    @classmethod
+    def check_options(cls, options: Dict[str, object]) -> None:
+        import_executorch()
+        check_delegate(options['delegate'])
+        if options.get('quantize') is not None and options['delegate'] == 'coreml':
+            raise ExportError('--quantize int8 is the XNNPACK quantizer\'s int8; with --delegate '
+                              'coreml compress the weights of a Core ML package instead (--format '
+                              'coreml --compress int8), or drop --delegate coreml')
 
-    Args:
-        delegate: 'xnnpack' (runs here, on Android and iOS CPUs) or 'coreml' (Apple only).
-        quantize: None or 'int8' (XNNPACK only): static int8, calibrated on ``calib``.
-        calib: A folder of calibration images (default: the packaged photographs).
-        min_psnr, min_pixel_agreement, min_top1_agreement: The int8 agreement floor (see
-            :mod:`.int8`).
-        rel_tol: The fp32 tolerance, relative to the reference's largest magnitude.
+    @property
+    def kind(self) -> str:
+        return f'ExecuTorch ({self.options["delegate"]})'
 
-    Raises:
-        ExportError: a refused request or model; an fp32 file that does not reproduce the model;
-            an int8 file below the agreement floor.
-    """
-    check_request(delegate, quantize, calib, min_psnr, min_pixel_agreement,
-                  min_top1_agreement)
-    module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
-                                                f'ExecuTorch ({delegate})', log)
-    example = torch.zeros(1, 3, *input_size)
-    image = check_image(task, input_size, norm)
-    reference = reference_outputs(model, task, image, norm)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32_path = osp.join(tmp, 'fp32.pte') if quantize else out
-        log(f'lowering to {delegate} with ExecuTorch {EXECUTORCH_VERSION} ...')
-        summary = lower_module(module, example, fp32_path, delegate)
-        log(summary.format() + f'; file {osp.getsize(fp32_path) / 1e6:.2f} MB')
-        if delegate == 'coreml':
-            log('  the Core ML delegate runs on Apple devices only (ExecuTorch\'s iOS/macOS '
-                'runtime): the .pte is not run here; checking the lowered program in PyTorch')
-            with torch.no_grad():
-                got = as_list(torch.export.export(module, (example, )).module()(image))
-            check = check_exported_file(out, 'the exported program (PyTorch)', names, reference,
-                                        got, params, log, rel_tol)
-            return ExecuTorchExport(out, osp.getsize(out), summary, check)
-        run_fp32 = load_pte(fp32_path)
-        check = check_exported_file(out, 'ExecuTorch (XNNPACK, fp32)', names, reference,
-                                    run_fp32(image), params, log, rel_tol)
-        if not quantize:
-            return ExecuTorchExport(out, osp.getsize(out), summary, check)
-        calibration = int8.calibration_images(calib, input_size, norm.channel_order)
-        log(f'quantizing to int8 (PT2E, XNNPACK quantizer) on {len(calibration)} images ...')
-        summary = lower_module(module, example, out, delegate, list(calibration.split(1)))
-        log(summary.format() + ' (int8 program)')
-        report = int8.evaluate_int8(
-            model, task, norm, names, 'ExecuTorch (XNNPACK)', fp32_path, out, run_fp32,
-            load_pte(out), calibration, calib, log, min_psnr, min_pixel_agreement,
-            min_top1_agreement)
-        return ExecuTorchExport(out, osp.getsize(out), summary, check, report)
+    def write(self, path: str) -> None:
+        delegate = self.options['delegate']
+        self.log(f'lowering to {delegate} with ExecuTorch {EXECUTORCH_VERSION} ...')
+        self.delegation = lower_module(self.module, self.example, path, delegate)
+        self.log(self.delegation.format() + f'; file {osp.getsize(path) / 1e6:.2f} MB')
+
+    @classmethod
+    def load(cls, path: str) -> Runner:
+        return load_pte(path)
+
+    def run(self, path: str) -> Tuple[str, Runner]:
+        if self.options['delegate'] != 'coreml':
+            return super().run(path)
+        self.log('  the Core ML delegate runs on Apple devices only (ExecuTorch\'s iOS/macOS '
+                 'runtime): the .pte is not run here; checking the lowered program in PyTorch')
+        with torch.no_grad():
+            program = torch.export.export(self.module, (self.example, )).module()
+        return 'the exported program (PyTorch)', lambda x: as_list(program(x))
+
+    def quantize(self, fp32_path: str, path: str, calibration: torch.Tensor) -> None:
+        self.delegation = lower_module(self.module, self.example, path,
+                                       self.options['delegate'], list(calibration.split(1)))
+        self.log(self.delegation.format() + ' (int8 program)')
+
+    def result(self, path: str, check, quantized) -> ExecuTorchExport:
+        return ExecuTorchExport(path, osp.getsize(path), self.delegation, check, quantized)

@@ -1,4 +1,4 @@
-"""Static int8 (``--quantize int8``) shared by the ExecuTorch, ONNX and OpenVINO exporters:
+"""Static int8 (``--quantize int8``) of the formats that offer it (ExecuTorch, ONNX, OpenVINO):
 calibration images, the agreement of the int8 file with the fp32 model, its floor, and the
 latency of the int8 file against the fp32 one in the same run.
 
@@ -21,11 +21,15 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 
 from .cpu_features import cpu_features
-from .export_module import ExportError, as_list, psnr, reference_outputs
+from .comparison import as_list, psnr, reference_outputs
+from .export_module import ExportError, option_flag
 from .normalization import InputNormalization
 from .photos import PHOTOS, sample_images, to_batch
 
 QUANTIZE = ('int8', )
+# The options of --quantize int8, by their keyword names, in every format that offers it;
+# --quantize first.
+INT8_OPTIONS = ('quantize', 'calib', 'min_psnr', 'min_pixel_agreement', 'min_top1_agreement')
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff')
 # Floors (docs/deployment.md "int8", how they were derived): RapidNet-Ti trained on digits,
 # quantized well, agrees on 95-100% of the top-1 classes at 30-41 dB logit PSNR; int8 weights that
@@ -70,28 +74,25 @@ def calibration_files(folder: str) -> List[str]:
     return files
 
 
-def check_request(quantize: Optional[str] = None, calib: Optional[str] = None,
-                  min_psnr: Optional[float] = None,
-                  min_pixel_agreement: Optional[float] = None,
-                  min_top1_agreement: Optional[float] = None) -> None:
-    """Refuse int8 options that cannot work, before a model is built."""
+def check_request(options: Dict[str, object]) -> None:
+    """Refuse int8 options (keywords of :data:`INT8_OPTIONS`; None or absent: not given) that
+    cannot work, before a model is built."""
+    quantize = options.get('quantize')
     if quantize is None:
-        given = [flag for flag, v in (('--calib', calib), ('--min-psnr', min_psnr),
-                                      ('--min-pixel-agreement', min_pixel_agreement),
-                                      ('--min-top1-agreement', min_top1_agreement))
-                 if v is not None]
+        given = [option_flag(name) for name in INT8_OPTIONS[1:]
+                 if options.get(name) is not None]
         if given:
             raise ExportError(f'{" and ".join(given)} is an option of --quantize int8: add '
                               f'--quantize int8 or drop {" and ".join(given)}')
         return
     if quantize not in QUANTIZE:
         raise ExportError(f'unknown --quantize {quantize!r}; choose one of {QUANTIZE}')
-    for flag, value in (('--min-pixel-agreement', min_pixel_agreement),
-                        ('--min-top1-agreement', min_top1_agreement)):
+    for name in ('min_pixel_agreement', 'min_top1_agreement'):
+        value = options.get(name)
         if value is not None and not 0 <= value <= 1:
-            raise ExportError(f'{flag} {value}: give a fraction between 0 and 1')
-    if calib is not None:
-        calibration_files(calib)
+            raise ExportError(f'{option_flag(name)} {value}: give a fraction between 0 and 1')
+    if options.get('calib') is not None:
+        calibration_files(options['calib'])
 
 
 def calibration_images(calib: Optional[str], input_size: Sequence[int],
@@ -303,5 +304,5 @@ def describe_calibration(calib: Optional[str], count: int) -> str:
 
 
 __all__ = ['DEFAULT_MIN_PIXEL_AGREEMENT', 'DEFAULT_MIN_PSNR', 'DEFAULT_MIN_TOP1_AGREEMENT',
-           'QUANTIZE', 'Int8Report', 'calibration_images', 'check_request', 'evaluate_int8',
-           'evaluation_images']
+           'INT8_OPTIONS', 'QUANTIZE', 'Int8Report', 'calibration_images', 'check_request',
+           'evaluate_int8', 'evaluation_images']

@@ -15,19 +15,14 @@ VNNI or AMX accumulate in int32 and lose only the weights' eighth bit.
 import inspect
 import os.path as osp
 import tempfile
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from . import int8
 from .cpu_features import cpu_features
-from .export_module import (ExportedFileCheck, check_exported_file, check_image,
-                            prepare_file_export, reference_outputs)
-from .int8 import Int8Report
-from .normalization import InputNormalization
+from .pipeline import Exporter, Runner
 
 DEFAULT_OPSET = 17
 # int8 weights are quantized to [-WEIGHT_BOUND, WEIGHT_BOUND] (quantize_static's reduce_range)
@@ -73,15 +68,6 @@ def run_onnxruntime(path: str, image: np.ndarray) -> List[np.ndarray]:
     return onnxruntime_session(path).run(None, {'image': image.astype(np.float32)})
 
 
-def check_request(opset: Optional[int] = None, quantize: Optional[str] = None,
-                  calib: Optional[str] = None, min_psnr: Optional[float] = None,
-                  min_pixel_agreement: Optional[float] = None,
-                  min_top1_agreement: Optional[float] = None) -> None:
-    """Refuse int8 options that cannot work, before a model is built."""
-    int8.check_request(quantize, calib, min_psnr, min_pixel_agreement,
-                       min_top1_agreement)
-
-
 def quantize_onnx(fp32_path: str, out: str, input_name: str,
                   calibration: Sequence[np.ndarray]) -> None:
     """Write the static int8 (QDQ) form of the ONNX file ``fp32_path`` to ``out``, calibrated on
@@ -119,54 +105,28 @@ def scheme_notes() -> List[str]:
     return [line]
 
 
-@dataclass
-class OnnxExport(ExportedFileCheck):
-    """An ONNX export's check against PyTorch (the fp32 file's), and with ``--quantize`` the
-    int8 report."""
-    int8: Optional[Int8Report] = None
+class OnnxExporter(Exporter):
+    """``--format onnx``: the ONNX file takes ``image`` (float32 1x3xHxW pixel values 0-255 in
+    the model's channel order) and outputs ``logits``, ``seg_logits`` or ``feat_s4`` ...
+    ``feat_s32``; it is run by onnxruntime and compared with PyTorch. With ``--quantize int8``
+    the file written is the int8 (QDQ) one, measured against fp32."""
+    kind = 'ONNX'
+    runner = 'onnxruntime'
+    defaults = dict(opset=DEFAULT_OPSET)
+    quantizer = 'ONNX Runtime QDQ'
+    int8_runner = 'ONNX Runtime'
 
+    def write(self, path: str) -> None:
+        write_onnx(self.module, self.example, path, 'image', self.names, self.options['opset'])
 
-def export_onnx(model: nn.Module, task: str, input_size: Tuple[int, int],
-                norm: InputNormalization, out: str, dilated_as_dense: bool = False,
-                opset: int = DEFAULT_OPSET, log: Callable[[str], None] = print,
-                quantize: Optional[str] = None, calib: Optional[str] = None,
-                min_psnr: Optional[float] = None, min_pixel_agreement: Optional[float] = None,
-                min_top1_agreement: Optional[float] = None,
-                rel_tol: float = 1e-4) -> OnnxExport:
-    """Check, reparameterise and export ``model``; compare onnxruntime with PyTorch; with
-    ``quantize='int8'`` write the int8 (QDQ) file instead and measure it against fp32.
+    @classmethod
+    def load(cls, path: str) -> Runner:
+        session = onnxruntime_session(path, torch.get_num_threads(), spin=False)
+        name = session.get_inputs()[0].name
+        return lambda x: [torch.from_numpy(o) for o in session.run(None, {name: x.numpy()})]
 
-    The ONNX model takes ``image``: float32 1x3xHxW pixel values 0-255 in the model's channel
-    order, and outputs ``logits``, ``seg_logits`` or ``feat_s4`` ... ``feat_s32``.
+    def quantize(self, fp32_path: str, path: str, calibration: torch.Tensor) -> None:
+        quantize_onnx(fp32_path, path, 'image', [c[None].numpy() for c in calibration])
 
-    Raises:
-        ExportError: bad settings or model (before export); onnxruntime's outputs of the fp32
-            file differing from PyTorch's by more than ``rel_tol`` of the reference's largest
-            magnitude; an int8 file below the agreement floor.
-    """
-    check_request(opset, quantize, calib, min_psnr, min_pixel_agreement,
-                  min_top1_agreement)
-    module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
-                                                'ONNX', log)
-    image = check_image(task, input_size, norm)
-    ref = reference_outputs(model, task, image, norm)
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32_path = osp.join(tmp, 'fp32.onnx') if quantize else out
-        write_onnx(module, torch.zeros(1, 3, *input_size), fp32_path, 'image', names, opset)
-        fp32 = onnxruntime_session(fp32_path, torch.get_num_threads(), spin=False)
-        check = check_exported_file(out, 'onnxruntime', names, ref,
-                                    fp32.run(None, {'image': image.numpy()}), params, log,
-                                    rel_tol)
-        result = OnnxExport(**vars(check))
-        if not quantize:
-            return result
-        calibration = int8.calibration_images(calib, input_size, norm.channel_order)
-        log(f'quantizing to int8 (ONNX Runtime QDQ) on {len(calibration)} images ...')
-        quantize_onnx(fp32_path, out, 'image', [c[None].numpy() for c in calibration])
-        quantized = onnxruntime_session(out, torch.get_num_threads(), spin=False)
-        result.int8 = int8.evaluate_int8(
-            model, task, norm, names, 'ONNX Runtime', fp32_path, out,
-            lambda x: fp32.run(None, {'image': x.numpy()}),
-            lambda x: quantized.run(None, {'image': x.numpy()}), calibration, calib, log,
-            min_psnr, min_pixel_agreement, min_top1_agreement, notes=scheme_notes())
-        return result
+    def notes(self) -> List[str]:
+        return scheme_notes()

@@ -13,19 +13,14 @@ calibrated on the calibration images (see ``int8``).
 import json
 import os.path as osp
 import tempfile
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn as nn
 
-from . import int8
-from .export_module import (ExportedFileCheck, ExportError, check_exported_file,
-                            check_image, prepare_file_export, reference_outputs)
-from .int8 import Int8Report
-from .normalization import InputNormalization
+from .export_module import ExportError
 from .onnx_export import DEFAULT_OPSET, write_onnx
+from .pipeline import Exporter, Runner
 
 # The versions measured and tested here (requirements/stack.txt pins the same).
 OPENVINO_VERSION = '2026.4.1'
@@ -53,19 +48,6 @@ def import_nncf():
                           f'install nncf=={NNCF_VERSION} (or the deploy extra: pip install -e '
                           '.[deploy])') from None
     return nncf
-
-
-def check_request(quantize: Optional[str] = None, calib: Optional[str] = None,
-                  min_psnr: Optional[float] = None,
-                  min_pixel_agreement: Optional[float] = None,
-                  min_top1_agreement: Optional[float] = None) -> None:
-    """Refuse an export before a model is built: openvino (or, for int8, nncf) missing, or int8
-    options that cannot work."""
-    import_openvino()
-    int8.check_request(quantize, calib, min_psnr, min_pixel_agreement,
-                       min_top1_agreement)
-    if quantize:
-        import_nncf()
 
 
 def quantize_openvino(ov_model, calibration: Sequence[np.ndarray]):
@@ -104,67 +86,46 @@ def read_metadata(xml: str) -> dict:
     return json.loads(model.get_rt_info([METADATA_KEY]).astype(str))
 
 
-@dataclass
-class OpenVINOExport(ExportedFileCheck):
-    """An OpenVINO export's check against PyTorch (the fp32 IR's), and with ``--quantize`` the
-    int8 report."""
-    int8: Optional[Int8Report] = None
+class OpenVINOExporter(Exporter):
+    """``--format openvino``: ``out`` (``NAME.xml``) and ``NAME.bin`` beside it, compiled on the
+    CPU and compared with PyTorch. The IR takes ``image`` (float32 1x3xHxW pixel values 0-255
+    in the model's channel order) and outputs ``logits``, ``seg_logits`` or ``feat_s4`` ...
+    ``feat_s32``. With ``--quantize int8`` the IR written is NNCF's int8 one, measured against
+    fp32."""
+    kind = 'OpenVINO IR'
+    runner = 'OpenVINO (CPU, f32)'
+    quantizer = 'NNCF'
+    int8_runner = 'OpenVINO (CPU)'
 
+    @classmethod
+    def check_options(cls, options: Dict[str, object]) -> None:
+        import_openvino()
+        if options.get('quantize'):
+            import_nncf()
 
-def export_openvino(model: nn.Module, task: str, input_size: Tuple[int, int],
-                    norm: InputNormalization, out: str, dilated_as_dense: bool = False,
-                    log: Callable[[str], None] = print, quantize: Optional[str] = None,
-                    calib: Optional[str] = None, min_psnr: Optional[float] = None,
-                    min_pixel_agreement: Optional[float] = None,
-                    min_top1_agreement: Optional[float] = None,
-                    rel_tol: float = 1e-4) -> OpenVINOExport:
-    """Check, reparameterise and export ``model`` to ``out`` (``NAME.xml``) and ``NAME.bin``
-    beside it; compile the IR on CPU and compare it with PyTorch (the rule and tolerance of the
-    ONNX export). With ``quantize='int8'`` the IR written is NNCF's int8 one, measured against
-    fp32.
+    def metadata(self) -> str:
+        """What the IR's runtime info holds (:func:`read_metadata`)."""
+        return json.dumps(dict(
+            task=self.task, outputs=self.names, input_size=list(self.input_size),
+            input=f'image: float32 1x3xHxW pixels 0-255, {self.norm.channel_order}',
+            mean=list(self.norm.mean), std=list(self.norm.std),
+            dilated_as_dense=self.dilated_as_dense, precision=self.quantized or 'fp32'))
 
-    The IR takes ``image``: float32 1x3xHxW pixel values 0-255 in the model's channel order, and
-    outputs ``logits``, ``seg_logits`` or ``feat_s4`` ... ``feat_s32``.
+    def write(self, path: str) -> None:
+        ov = import_openvino()
+        with tempfile.TemporaryDirectory() as tmp:
+            onnx_path = osp.join(tmp, 'model.onnx')
+            write_onnx(self.module, self.example, onnx_path, 'image', self.names, DEFAULT_OPSET)
+            self.ov_model = ov.convert_model(onnx_path)
+        self.ov_model.set_rt_info(self.metadata(), [METADATA_KEY])
+        ov.save_model(self.ov_model, path, compress_to_fp16=False)
 
-    Raises:
-        ExportError: openvino (or nncf) missing, bad settings or model (before export); the fp32
-            IR's outputs differing from PyTorch's by more than ``rel_tol`` of the reference's
-            largest magnitude; an int8 IR below the agreement floor.
-    """
-    check_request(quantize, calib, min_psnr, min_pixel_agreement,
-                  min_top1_agreement)
-    ov = import_openvino()
-    module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
-                                                'OpenVINO IR', log)
-    with tempfile.TemporaryDirectory() as tmp:
-        onnx_path = osp.join(tmp, 'model.onnx')
-        write_onnx(module, torch.zeros(1, 3, *input_size), onnx_path, 'image', names,
-                   DEFAULT_OPSET)
-        ov_model = ov.convert_model(onnx_path)
-        metadata = dict(task=task, outputs=names, input_size=list(input_size),
-                        input=f'image: float32 1x3xHxW pixels 0-255, {norm.channel_order}',
-                        mean=list(norm.mean), std=list(norm.std),
-                        dilated_as_dense=dilated_as_dense, precision=quantize or 'fp32')
-        ov_model.set_rt_info(json.dumps(metadata), [METADATA_KEY])
-        fp32_xml = osp.join(tmp, 'fp32.xml') if quantize else out
-        ov.save_model(ov_model, fp32_xml, compress_to_fp16=False)
-        image = check_image(task, input_size, norm)
-        ref = reference_outputs(model, task, image, norm)
-        threads = torch.get_num_threads()
-        fp32 = compile_openvino(fp32_xml, threads)
-        check = check_exported_file(out, 'OpenVINO (CPU, f32)', names, ref,
-                                    run_openvino(fp32, image.numpy()), params, log, rel_tol)
-        result = OpenVINOExport(**vars(check))
-        if not quantize:
-            return result
-        calibration = int8.calibration_images(calib, input_size, norm.channel_order)
-        log(f'quantizing to int8 (NNCF) on {len(calibration)} images ...')
-        quantized = quantize_openvino(ov_model, [c[None].numpy() for c in calibration])
-        quantized.set_rt_info(json.dumps(metadata), [METADATA_KEY])
-        ov.save_model(quantized, out, compress_to_fp16=False)
-        compiled = compile_openvino(out, threads)
-        result.int8 = int8.evaluate_int8(
-            model, task, norm, names, 'OpenVINO (CPU)', fp32_xml, out,
-            lambda x: run_openvino(fp32, x.numpy()), lambda x: run_openvino(compiled, x.numpy()),
-            calibration, calib, log, min_psnr, min_pixel_agreement, min_top1_agreement)
-        return result
+    @classmethod
+    def load(cls, path: str) -> Runner:
+        compiled = compile_openvino(path, torch.get_num_threads())
+        return lambda x: [torch.from_numpy(o) for o in run_openvino(compiled, x.numpy())]
+
+    def quantize(self, fp32_path: str, path: str, calibration: torch.Tensor) -> None:
+        quantized = quantize_openvino(self.ov_model, [c[None].numpy() for c in calibration])
+        quantized.set_rt_info(self.metadata(), [METADATA_KEY])
+        import_openvino().save_model(quantized, path, compress_to_fp16=False)

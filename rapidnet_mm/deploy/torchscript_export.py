@@ -6,14 +6,13 @@ The file holds the frozen trace (portable). ``load_torchscript`` (or
 on CPU, which is where most of the CPU speed-up over eager PyTorch comes from.
 """
 import json
-from typing import Callable, Tuple
+from typing import List
 
 import torch
-import torch.nn as nn
 
-from .export_module import (ExportedFileCheck, ExportError, as_list, check_exported_file,
-                            check_image, prepare_file_export, reference_outputs)
-from .normalization import InputNormalization
+from .comparison import as_list
+from .export_module import ExportError
+from .pipeline import Exporter, Runner
 from .runtime import freeze_torchscript, load_torchscript
 
 METADATA_FILE = 'rapidnet_mm.json'
@@ -30,30 +29,27 @@ def read_metadata(path: str) -> dict:
     return json.loads(files[METADATA_FILE])
 
 
-def export_torchscript(model: nn.Module, task: str, input_size: Tuple[int, int],
-                       norm: InputNormalization, out: str, dilated_as_dense: bool = False,
-                       log: Callable[[str], None] = print,
-                       rel_tol: float = 1e-4) -> ExportedFileCheck:
-    """Check, reparameterise, trace, freeze and save ``model``; reload the file, optimise it for
-    inference and compare it with the PyTorch model.
+class TorchScriptExporter(Exporter):
+    """``--format torchscript``: the frozen trace, saved with its metadata, reloaded, optimised
+    for inference and compared with PyTorch. The module takes ``image`` (float32 Nx3xHxW pixel
+    values 0-255 in the model's channel order) and returns the logits, or a tuple of the
+    ``feat_s4`` ... ``feat_s32`` maps."""
+    kind = 'TorchScript'
+    runner = 'TorchScript (loaded, optimised)'
 
-    The module takes ``image``: float32 Nx3xHxW pixel values 0-255 in the model's channel order,
-    and returns the logits, or a tuple of the ``feat_s4`` ... ``feat_s32`` maps.
+    def write(self, path: str) -> None:
+        frozen = freeze_torchscript(self.module, self.example)
+        metadata = dict(task=self.task, outputs=self.names, input_size=list(self.input_size),
+                        input=f'image: float32 Nx3xHxW pixels 0-255, {self.norm.channel_order}',
+                        mean=list(self.norm.mean), std=list(self.norm.std),
+                        dilated_as_dense=self.dilated_as_dense)
+        torch.jit.save(frozen, path, _extra_files={METADATA_FILE: json.dumps(metadata)})
 
-    Raises:
-        ExportError: bad settings or model (before tracing), or the reloaded module differing
-            from PyTorch by more than ``rel_tol`` of the reference's largest magnitude.
-    """
-    module, names, params = prepare_file_export(model, task, input_size, norm, dilated_as_dense,
-                                                'TorchScript', log)
-    frozen = freeze_torchscript(module, torch.zeros(1, 3, *input_size))
-    metadata = dict(task=task, outputs=names, input_size=list(input_size),
-                    input=f'image: float32 Nx3xHxW pixels 0-255, {norm.channel_order}',
-                    mean=list(norm.mean), std=list(norm.std), dilated_as_dense=dilated_as_dense)
-    torch.jit.save(frozen, out, _extra_files={METADATA_FILE: json.dumps(metadata)})
-    image = check_image(task, input_size, norm)
-    ref = reference_outputs(model, task, image, norm)
-    with torch.no_grad():
-        got = as_list(load_torchscript(out)(image))
-    return check_exported_file(out, 'TorchScript (loaded, optimised)', names, ref, got,
-                               params, log, rel_tol)
+    @classmethod
+    def load(cls, path: str) -> Runner:
+        module = load_torchscript(path)
+
+        def run(x: torch.Tensor) -> List[torch.Tensor]:
+            with torch.no_grad():
+                return as_list(module(x))
+        return run

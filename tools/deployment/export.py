@@ -90,7 +90,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def format_options(args: argparse.Namespace) -> dict:
     """The format-specific options as keywords (None: not given), for FORMATS' checks."""
-    names = {name for spec in FORMATS.values() for name in spec.options} - {'metadata'}
+    names = {name for spec in FORMATS.values() for name in spec.all_options} - {'metadata'}
     return {name: getattr(args, name) for name in sorted(names)}
 
 
