@@ -173,8 +173,8 @@ class RapidNetTimm(nn.Module):
         from timm.models import adapt_input_conv
 
         from .checkpoints.common import check_fits
-        from .checkpoints.loading import read_weights
-        loaded = read_weights(checkpoint, weights='ema')
+        from .checkpoints.loading import to_our_layout
+        loaded = to_our_layout(checkpoint, weights='ema')
         state = dict(loaded.state_dict)
         own = self.state_dict()
         prefixes = tuple(f'{c}.' for c in CLASSIFIER_KEYS)
@@ -192,8 +192,8 @@ class RapidNetTimm(nn.Module):
     def load_pretrained(self, checkpoint_path: str) -> None:
         """timm's hook for weights in a foreign format (``pretrained_cfg['custom_load']``):
         read ``checkpoint_path`` and load :meth:`converted_state` strictly."""
-        from .checkpoints.loading import read_checkpoint_file
-        self.load_state_dict(self.converted_state(read_checkpoint_file(checkpoint_path)),
+        from .checkpoints.loading import read_checkpoint
+        self.load_state_dict(self.converted_state(read_checkpoint(checkpoint_path)),
                              strict=True)
 
 

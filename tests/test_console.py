@@ -92,7 +92,8 @@ def wrapped_bad_arch():
 @pytest.mark.parametrize('work', [bad_arch, wrapped_bad_arch])
 def test_only_our_own_errors_become_one_line(work, monkeypatch):
     from mmengine.config import Config
-    from rapidnet_mm.runner import ConfigError, run_reporting_config_errors
+    from rapidnet_mm.config import ConfigError
+    from rapidnet_mm.config_errors import run_reporting_config_errors
     monkeypatch.delenv('RAPIDNET_MM_DEBUG', raising=False)
     with pytest.raises(ConfigError) as error:
         run_reporting_config_errors(work, Config({}), None)

@@ -166,7 +166,8 @@ def test_syncbn_trains_as_batchnorm_on_cpu():
 
 
 def test_missing_pretrained_weights_stop_training_with_the_fix(tmp_path, monkeypatch):
-    from rapidnet_mm.runner import ConfigError, check_pretrained_checkpoints
+    from rapidnet_mm.config import ConfigError
+    from rapidnet_mm.preflight import check_pretrained_checkpoints
     monkeypatch.chdir(tmp_path)
     cfg = load_config('m')
     cfg.model.backbone.init_cfg.checkpoint = 'checkpoints/RapidNet_M.pth'  # a local copy
