@@ -84,7 +84,7 @@ class RapidNetTimm(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.num_features = settings['channels'][-1]
-        self.head_hidden_size = settings['embed_dims']
+        self.head_hidden_size = settings['head_width']
         self.distilled_training = False
         self.feature_info = [dict(num_chs=c, reduction=4 * 2**i, module=f'backbone.stages.{i}')
                              for i, c in enumerate(settings['channels'])]

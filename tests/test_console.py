@@ -42,8 +42,9 @@ def test_known_noise_is_dropped_and_everything_else_kept():
 
 BAD_ARCH_LINE = (
     "error: unknown RapidNet arch 'xl'; choose one of ['b', 'm', 's', 'ti'] or pass a dict "
-    "with keys 'blocks', 'channels' and 'embed_dims' (in model.backbone, set by --cfg-options "
-    'model.backbone.arch=xl); for the traceback rerun with --debug or RAPIDNET_MM_DEBUG=1')
+    "with keys 'ir_blocks', 'mldc_blocks', 'channels' and 'head_width' (in model.backbone, set "
+    'by --cfg-options model.backbone.arch=xl); for the traceback rerun with --debug or '
+    'RAPIDNET_MM_DEBUG=1')
 
 
 def train_with_bad_arch(tmp_path, *extra, env=None):
@@ -73,7 +74,8 @@ def test_debug_flag_keeps_the_traceback(tmp_path):
     assert 'Traceback (most recent call last):' in lines
     assert 'mmengine/registry/build_functions.py' in out.stderr
     assert lines[-1] == ("ValueError: unknown RapidNet arch 'xl'; choose one of ['b', 'm', 's', "
-                         "'ti'] or pass a dict with keys 'blocks', 'channels' and 'embed_dims'")
+                         "'ti'] or pass a dict with keys 'ir_blocks', 'mldc_blocks', 'channels' "
+                         "and 'head_width'")
 
 
 def bad_arch():
