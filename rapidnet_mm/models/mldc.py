@@ -4,7 +4,8 @@
 the paper); ``DilatedTokenMixer`` wraps it between a positional encoding and two 1x1 convolutions;
 ``MLDCBlock`` is that mixer and the large-kernel FFN, each on a layer-scaled residual. The
 ablations of the paper's supplementary material (single-level, plain 3x3, pointwise, deformable)
-are options of the same classes; the plain FFN is its own class, ``PlainFFN``. Each class folds itself with ``reparameterize()``.
+are options of the same classes; the plain FFN is its own class, ``PlainFFN``. Each class folds
+itself with ``reparameterize()``.
 """
 from typing import Optional, Sequence
 
