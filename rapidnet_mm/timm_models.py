@@ -29,7 +29,8 @@ import torch.nn as nn
 from .checkpoints.hub import AUTHORS_FILES, AUTHORS_REPO, AUTHORS_REVISION, HubFile
 from .errors import InputError
 from .models.heads import RapidNetClsHead
-from .models.rapidnet import RapidNet, resolve_arch
+from .models.arch import resolve_arch
+from .models.rapidnet import RapidNet
 
 # timm name -> RapidNet arch: ours in timm's style, and the authors' names
 TIMM_NAMES: Dict[str, str] = {}

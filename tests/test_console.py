@@ -79,7 +79,7 @@ def test_debug_flag_keeps_the_traceback(tmp_path):
 
 
 def bad_arch():
-    from rapidnet_mm.models.rapidnet import resolve_arch
+    from rapidnet_mm.models.arch import resolve_arch
     resolve_arch('xl')
 
 

@@ -12,7 +12,7 @@ from mmpretrain.models import ImageClassifier
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from rapidnet_mm.models.rapidnet import ARCH_SETTINGS
+from rapidnet_mm.models.arch import ARCH_SETTINGS
 from original_layout import randomize_
 from tool_helpers import ROOT
 

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..errors import RapidNetError
-from ..models.rapidnet import ARCH_SETTINGS
+from ..models.arch import ARCH_SETTINGS
 
 
 class CheckpointLayoutError(RapidNetError, ValueError):

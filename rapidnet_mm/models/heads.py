@@ -9,7 +9,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from .layers import ConvNorm
-from .rapidnet import resolve_arch
+from .arch import resolve_arch
 
 
 @MODELS.register_module()
