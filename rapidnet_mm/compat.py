@@ -6,7 +6,7 @@ from urllib.parse import urlparse
 import torch
 from torch.torch_version import TorchVersion
 
-from .checkpoints.safe_load import load_weights_only, mmengine_checkpoint_globals
+from .checkpoints.safe_load import safe_torch_load, mmengine_checkpoint_globals
 
 # HistoryBuffer registers these itself whenever it is created or unpickled.
 _DEFAULT_STATISTICS = ('min', 'max', 'current', 'mean')
@@ -54,14 +54,14 @@ def _no_weights_only_asked() -> bool:
 
 
 def load_from_local_weights_only(filename: str, map_location=None):
-    """mmengine's local-file loader, reading through :func:`load_weights_only` (mmengine logs
+    """mmengine's local-file loader, reading through :func:`safe_torch_load` (mmengine logs
     the name after ``load_from_`` as the backend)."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')
     if _no_weights_only_asked():
         return torch.load(filename, map_location=map_location, weights_only=False)
-    return load_weights_only(filename, map_location)
+    return safe_torch_load(filename, map_location)
 
 
 def load_from_http_weights_only(filename: str, map_location=None, model_dir=None,

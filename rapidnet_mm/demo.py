@@ -216,7 +216,7 @@ def save_pictures(runner, work_dir: str) -> Tuple[str, str, str]:
 def pictures_of_checkpoint(cfg, checkpoint: str, work_dir: str) -> Tuple[str, str, str]:
     """:func:`save_pictures` for a checkpoint of ``cfg`` saved by mmengine (its weights and the
     message hub with the training losses)."""
-    from .runner import build_runner
+    from .preflight import build_runner
     if not osp.isfile(checkpoint):
         raise ConfigError(f'checkpoint not found: {checkpoint}')
     runner = build_runner(cfg)
@@ -259,7 +259,7 @@ def run_demo(iters: Optional[int] = None, data_root: str = 'data/tiny_coco',
     """
     from .datasets.tiny_coco import annotation_file, make_dataset
     from .run_config import load_config
-    from .runner import build_runner, check_data_roots
+    from .preflight import build_runner, check_data_roots
     if iters is not None and iters < 1:
         raise ConfigError(f'--iters must be at least 1, got {iters}')
     started = time.perf_counter()

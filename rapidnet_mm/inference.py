@@ -20,7 +20,8 @@ from mmengine.config import Config
 
 from .checkpoints.common import CheckpointLayoutError
 from .checkpoints.hub import CheckpointDownloadError
-from .checkpoints.loading import CheckpointWeights, load_into, read_checkpoint_file, read_weights
+from .checkpoints.loading import (CheckpointWeights, load_into_model, read_checkpoint,
+                                  to_our_layout)
 from .errors import RapidNetError
 from .run_config import load_config
 
@@ -81,12 +82,12 @@ def resolve_device(device: Optional[str]) -> str:
     return device
 
 
-def load_weights(path: str, weights: str = 'ema') -> CheckpointWeights:
-    """Our state dict from ``path`` (a local file or a URL, see
-    :func:`~rapidnet_mm.checkpoints.hub.fetch_checkpoint`) in either layout (the authors'
-    converted in memory)."""
+def _read_weights(path: str, weights: str = 'ema') -> CheckpointWeights:
+    """:func:`~rapidnet_mm.checkpoints.loading.read_checkpoint` and
+    :func:`~rapidnet_mm.checkpoints.loading.to_our_layout` of ``path``, their errors as
+    :class:`InferenceError`."""
     try:
-        return read_weights(read_checkpoint_file(path), weights=weights)
+        return to_our_layout(read_checkpoint(path), weights=weights)
     except (FileNotFoundError, CheckpointDownloadError) as err:
         raise InferenceError(str(err)) from None
     except CheckpointLayoutError as err:
@@ -185,7 +186,7 @@ def _classification(cfg: Config, loaded: CheckpointWeights, meta: dict, device: 
 
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         model = MODELS.build(cfg.model)
-    load_into(model, loaded, path)
+    load_into_model(model, loaded, path)
     model._dataset_meta = meta  # where mmpretrain's inferencer looks for class names
     model._config = cfg
     inferencer = TopKInferencer(model, pretrained=False, device=device,
@@ -215,7 +216,7 @@ def _weights_in_memory(base: type, loaded: CheckpointWeights, meta: dict, path: 
     class Inferencer(base):
 
         def _load_weights_to_model(self, model, checkpoint, cfg):
-            load_into(model, loaded, path)
+            load_into_model(model, loaded, path)
             model.dataset_meta = dict(meta)
 
     Inferencer.__name__ = base.__name__
@@ -332,12 +333,12 @@ def build_predictor(config: str, checkpoint: str, device: Optional[str] = None,
 
     Raises:
         InferenceError: a problem with the input, in one line.
-        rapidnet_mm.runner.ConfigError: a missing config or a scope of no library we serve.
+        rapidnet_mm.config.ConfigError: a missing config or a scope of no library we serve.
     """
     device = resolve_device(device)
     cfg = load_config(config, cfg_options, launcher='none', work_dir=None)
     task = TASKS[cfg.default_scope]
-    loaded = load_weights(checkpoint, weights)
+    loaded = _read_weights(checkpoint, weights)
     meta, notes = resolve_dataset_meta(task, cfg, loaded.meta)
     notes.insert(0, f'{task} config, weights from {loaded.source}')
     cfg.model.pop('pretrained', None)

@@ -58,8 +58,8 @@ def load_from_authors_hub(filename: str, map_location=None) -> dict:
     Returns:
         ``{'state_dict': ..., 'meta': ...}`` in rapidnet_mm names.
     """
-    from .checkpoints.loading import read_checkpoint_file, read_weights
-    loaded = read_weights(read_checkpoint_file(filename), weights='ema')
+    from .checkpoints.loading import read_checkpoint, to_our_layout
+    loaded = to_our_layout(read_checkpoint(filename), weights='ema')
     return {'state_dict': loaded.state_dict, 'meta': loaded.meta}
 
 

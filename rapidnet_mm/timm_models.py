@@ -29,7 +29,8 @@ import torch.nn as nn
 from .checkpoints.hub import AUTHORS_FILES, AUTHORS_REPO, AUTHORS_REVISION, HubFile
 from .errors import InputError
 from .models.heads import RapidNetClsHead
-from .models.rapidnet import RapidNet, resolve_arch
+from .models.arch import resolve_arch
+from .models.rapidnet import RapidNet
 
 # timm name -> RapidNet arch: ours in timm's style, and the authors' names
 TIMM_NAMES: Dict[str, str] = {}
@@ -84,7 +85,7 @@ class RapidNetTimm(nn.Module):
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.num_features = settings['channels'][-1]
-        self.head_hidden_size = settings['embed_dims']
+        self.head_hidden_size = settings['head_width']
         self.distilled_training = False
         self.feature_info = [dict(num_chs=c, reduction=4 * 2**i, module=f'backbone.stages.{i}')
                              for i, c in enumerate(settings['channels'])]
@@ -173,8 +174,8 @@ class RapidNetTimm(nn.Module):
         from timm.models import adapt_input_conv
 
         from .checkpoints.common import check_fits
-        from .checkpoints.loading import read_weights
-        loaded = read_weights(checkpoint, weights='ema')
+        from .checkpoints.loading import to_our_layout
+        loaded = to_our_layout(checkpoint, weights='ema')
         state = dict(loaded.state_dict)
         own = self.state_dict()
         prefixes = tuple(f'{c}.' for c in CLASSIFIER_KEYS)
@@ -192,8 +193,8 @@ class RapidNetTimm(nn.Module):
     def load_pretrained(self, checkpoint_path: str) -> None:
         """timm's hook for weights in a foreign format (``pretrained_cfg['custom_load']``):
         read ``checkpoint_path`` and load :meth:`converted_state` strictly."""
-        from .checkpoints.loading import read_checkpoint_file
-        self.load_state_dict(self.converted_state(read_checkpoint_file(checkpoint_path)),
+        from .checkpoints.loading import read_checkpoint
+        self.load_state_dict(self.converted_state(read_checkpoint(checkpoint_path)),
                              strict=True)
 
 

@@ -39,10 +39,23 @@ def test_exact_parameter_counts(arch):
     assert n_params(classifier(arch, distillation=False)) == NO_DIST_PARAMS[arch]
 
 
+def test_docstring_examples_run():  # core, as the whole module
+    import doctest
+
+    from rapidnet_mm.models import rapidnet
+    result = doctest.testmod(rapidnet, optionflags=doctest.ELLIPSIS)
+    assert result == (0, 9)  # (failed, attempted): RapidNet's Example, every line checked
+
+
 def test_variant_table_is_the_papers():
-    assert ARCH_SETTINGS['ti']['blocks'] == ((2, 0), (2, 0), (6, 2), (2, 2))
-    assert ARCH_SETTINGS['b']['channels'] == (64, 128, 224, 416)
-    assert ARCH_SETTINGS['b']['embed_dims'] == 768
+    ti, b = ARCH_SETTINGS['ti'], ARCH_SETTINGS['b']
+    assert (ti['ir_blocks'], ti['mldc_blocks']) == ((2, 2, 6, 2), (0, 0, 2, 2))
+    assert (b['ir_blocks'], b['mldc_blocks']) == ((3, 3, 9, 3), (0, 0, 3, 3))
+    assert b['channels'] == (64, 128, 224, 416) and b['head_width'] == 768
+    assert dict(ti) == dict(ir_blocks=(2, 2, 6, 2), mldc_blocks=(0, 0, 2, 2),
+                            channels=(32, 64, 112, 224), head_width=512)
+    assert ti['blocks'] == ((2, 0), (2, 0), (6, 2), (2, 2))  # the old key, derived
+    assert RapidNet(dict(ti)).arch == ti  # a custom dict with the table's keys
 
 
 @pytest.mark.parametrize('arch, size', [('ti', (224, 224)), ('ti', (97, 131)), ('m', (160, 96)),
@@ -70,15 +83,19 @@ def test_out_indices_select_and_negative():
     assert len(RapidNet('ti', out_indices=2)(torch.randn(1, 3, 64, 64))) == 1
 
 
+def stage_blocks(arch: str):
+    return ARCH_SETTINGS[arch]['ir_blocks'], ARCH_SETTINGS[arch]['mldc_blocks']
+
+
 def test_original_drop_path_rates():
-    s = drop_path_rates(ARCH_SETTINGS['s']['blocks'], 0.1, 'original')
+    s = drop_path_rates(*stage_blocks('s'), 0.1, 'original')
     assert s[0] == [0.0] * 3 and s[1] == [0.0] * 3 and s[2][:9] == [0.0] * 9
     assert s[2][9:] == pytest.approx([0.0, 0.1 / 23, 0.2 / 23])
     assert s[3] == pytest.approx([0.3 / 23] * 3 + [0.3 / 23, 0.4 / 23, 0.5 / 23])
-    ti = drop_path_rates(ARCH_SETTINGS['ti']['blocks'], 0.1, 'original')
+    ti = drop_path_rates(*stage_blocks('ti'), 0.1, 'original')
     assert ti[2][6:] == pytest.approx([0.0, 0.1 / 15])
     assert ti[3] == pytest.approx([0.2 / 15] * 2 + [0.2 / 15, 0.3 / 15])
-    linear = drop_path_rates(ARCH_SETTINGS['ti']['blocks'], 0.1, 'linear')
+    linear = drop_path_rates(*stage_blocks('ti'), 0.1, 'linear')
     assert sum(linear, []) == pytest.approx(torch.linspace(0, 0.1, 16).tolist())
     # the rates reach the modules
     model = RapidNet('s', drop_path_rate=0.1)
@@ -222,8 +239,13 @@ def test_classifier_eval_returns_mean_of_heads():
 
 @pytest.mark.parametrize('kwargs, message', [
     (dict(arch='xl'), "unknown RapidNet arch 'xl'; choose one of \\['b', 'm', 's', 'ti'\\]"),
-    (dict(arch=dict(blocks=[(1, 1)])), 'missing \\[\'channels\'\\]'),
-    (dict(arch=dict(blocks=[(1, 1)], channels=(32, 64))), 'same, non-zero length'),
+    (dict(arch=dict(ir_blocks=[1], mldc_blocks=[1])), 'missing \\[\'channels\'\\]'),
+    (dict(arch=dict(ir_blocks=[1], mldc_blocks=[1], channels=(32, 64))), 'same, non-zero length'),
+    (dict(arch=dict(ir_blocks=[1, 0], mldc_blocks=[1, 0], channels=(32, 64))),
+     'stage 1: ir_blocks=0, mldc_blocks=0'),
+    (dict(arch=dict(blocks=[(1, 0), (2, 1)], embed_dims=256, channels=(32, 64))),
+     "^RapidNet arch keys were renamed: 'blocks' is now ir_blocks=\\(1, 2\\), "
+     "mldc_blocks=\\(0, 1\\); 'embed_dims' is now head_width=256$"),
     (dict(arch=3), 'arch must be a str or a dict'),
     (dict(out_indices=(4, )), 'each index must be an int in \\[-4, 3\\]'),
     (dict(out_indices=(0, -4)), 'at most once'),

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from rapidnet_mm.checkpoints.safe_load import load_weights_only
+from rapidnet_mm.checkpoints.safe_load import safe_torch_load
 from cls_helpers import (NUM_CLASSES, PYTHON, free_port, make_imagenet, make_teacher_checkpoint,
                          run_tool, tiny_config)
 
@@ -40,7 +40,7 @@ def test_train_with_distillation_then_test_prints_real_top1(data_and_teacher, tm
     assert all(float(distill) > 0 for _, _, distill in losses)
 
     ckpt_path = work / 'epoch_1.pth'
-    ckpt = load_weights_only(ckpt_path)  # weights only on every torch (no allow-list before 2.4)
+    ckpt = safe_torch_load(ckpt_path)  # weights only on every torch (no allow-list before 2.4)
     keys = list(ckpt['state_dict'])
     assert keys and all(k.startswith(('backbone.', 'head.', 'data_preprocessor.')) for k in keys)
     assert 'ema_state_dict' in ckpt  # EMAHook ran (the trained weights; state_dict is the EMA)

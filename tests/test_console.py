@@ -42,8 +42,9 @@ def test_known_noise_is_dropped_and_everything_else_kept():
 
 BAD_ARCH_LINE = (
     "error: unknown RapidNet arch 'xl'; choose one of ['b', 'm', 's', 'ti'] or pass a dict "
-    "with keys 'blocks', 'channels' and 'embed_dims' (in model.backbone, set by --cfg-options "
-    'model.backbone.arch=xl); for the traceback rerun with --debug or RAPIDNET_MM_DEBUG=1')
+    "with keys 'ir_blocks', 'mldc_blocks', 'channels' and 'head_width' (in model.backbone, set "
+    'by --cfg-options model.backbone.arch=xl); for the traceback rerun with --debug or '
+    'RAPIDNET_MM_DEBUG=1')
 
 
 def train_with_bad_arch(tmp_path, *extra, env=None):
@@ -73,11 +74,12 @@ def test_debug_flag_keeps_the_traceback(tmp_path):
     assert 'Traceback (most recent call last):' in lines
     assert 'mmengine/registry/build_functions.py' in out.stderr
     assert lines[-1] == ("ValueError: unknown RapidNet arch 'xl'; choose one of ['b', 'm', 's', "
-                         "'ti'] or pass a dict with keys 'blocks', 'channels' and 'embed_dims'")
+                         "'ti'] or pass a dict with keys 'ir_blocks', 'mldc_blocks', 'channels' "
+                         "and 'head_width'")
 
 
 def bad_arch():
-    from rapidnet_mm.models.rapidnet import resolve_arch
+    from rapidnet_mm.models.arch import resolve_arch
     resolve_arch('xl')
 
 
@@ -92,7 +94,8 @@ def wrapped_bad_arch():
 @pytest.mark.parametrize('work', [bad_arch, wrapped_bad_arch])
 def test_only_our_own_errors_become_one_line(work, monkeypatch):
     from mmengine.config import Config
-    from rapidnet_mm.runner import ConfigError, run_reporting_config_errors
+    from rapidnet_mm.config import ConfigError
+    from rapidnet_mm.config_errors import run_reporting_config_errors
     monkeypatch.delenv('RAPIDNET_MM_DEBUG', raising=False)
     with pytest.raises(ConfigError) as error:
         run_reporting_config_errors(work, Config({}), None)

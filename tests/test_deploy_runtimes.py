@@ -16,7 +16,8 @@ from rapidnet_mm.models import RapidNet
 pytest.importorskip('onnxruntime')
 pytest.importorskip('openvino')
 
-TINY_ARCH = dict(blocks=((1, 0), (1, 0), (1, 1), (0, 1)), channels=(16, 24, 32, 48))
+TINY_ARCH = dict(ir_blocks=(1, 1, 1, 0), mldc_blocks=(0, 0, 1, 1),
+                 channels=(16, 24, 32, 48))
 
 
 def ti_classifier() -> Subject:

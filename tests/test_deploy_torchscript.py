@@ -15,7 +15,8 @@ from rapidnet_mm.deploy.torchscript_export import read_metadata
 from rapidnet_mm.models import RapidNet
 
 tool = ExportTool('torchscript')
-TINY_ARCH = dict(blocks=((1, 0), (1, 0), (1, 1), (0, 1)), channels=(16, 24, 32, 48))
+TINY_ARCH = dict(ir_blocks=(1, 1, 1, 0), mldc_blocks=(0, 0, 1, 1),
+                 channels=(16, 24, 32, 48))
 
 
 def tiny_deploy_backbone() -> nn.Module:

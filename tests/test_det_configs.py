@@ -5,7 +5,7 @@ import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from det_helpers import DET_CONFIGS, build_detector, load_cfg, synthetic_batch
-from rapidnet_mm.models.rapidnet import ARCH_SETTINGS
+from rapidnet_mm.models.arch import ARCH_SETTINGS
 
 pytestmark = pytest.mark.core
 

@@ -221,8 +221,8 @@ def test_the_checker_catches_wrong_paths_options_and_anchors(tmp_path, monkeypat
     assert exists('configs/cls/rapidnet_{arch}_in1k.py') and exists('tools/dist_*.sh')
     assert cut_token('tools/train.py,') == 'tools/train.py'
     assert PATH.findall('see tools/test.py and github.com/x/tools/y.py') == ['tools/test.py']
-    assert resolves('rapidnet_mm.models.rapidnet.ARCH_SETTINGS')
-    assert not resolves('rapidnet_mm.models.rapidnet.NO_SUCH_TABLE')
+    assert resolves('rapidnet_mm.models.arch.ARCH_SETTINGS')
+    assert not resolves('rapidnet_mm.models.arch.NO_SUCH_TABLE')
     assert not resolves('rapidnet_mm.no_such_module')
     assert '--format' in tool_options('tools/deployment/export.py')
     assert '--budget-s' not in tool_options('tools/analysis_tools/gpu_check.py')

@@ -1,4 +1,4 @@
-"""The GPU check (rapidnet_mm/analysis/gpu_check.py, tools/analysis_tools/gpu_check.py): the clear
+"""The GPU check (rapidnet_mm/analysis/gpu_check*.py, tools/analysis_tools/gpu_check.py): the clear
 error without CUDA, the loss judgement, the stage table, and the CPU rehearsal of the whole check
 (same code paths, tiny sizes, every substitution recorded)."""
 import json
@@ -10,7 +10,7 @@ import pytest
 import torch
 from tool_helpers import ROOT
 
-from rapidnet_mm.analysis import gpu_check
+from rapidnet_mm.analysis import gpu_check, gpu_check_plan, gpu_check_report, gpu_check_stages
 
 TOOL = 'tools/analysis_tools/gpu_check.py'
 
@@ -27,27 +27,27 @@ def test_without_cuda_a_plain_run_names_the_rehearsal(tmp_path):
 
 
 def test_losses_must_fall_from_the_first_third_to_the_last():
-    judged = gpu_check.judge_losses([3.0, 2.0, 2.5, 1.0, 1.5, 0.5])
+    judged = gpu_check_stages.judge_losses([3.0, 2.0, 2.5, 1.0, 1.5, 0.5])
     assert judged == dict(finite=True, first_mean=2.5, last_mean=1.0, falling=True)
-    assert gpu_check.judge_losses([1.0, 1.2, 1.1])['falling'] is False
-    assert gpu_check.judge_losses([1.0, float('nan'), 0.5])['finite'] is False
+    assert gpu_check_stages.judge_losses([1.0, 1.2, 1.1])['falling'] is False
+    assert gpu_check_stages.judge_losses([1.0, float('nan'), 0.5])['finite'] is False
 
 
 def test_stages_run_in_order_and_the_table_says_what_each_did(tmp_path):
-    report = gpu_check.Report(rehearsal=True)
-    ctx = gpu_check.Context(True, gpu_check.REHEARSAL, str(tmp_path), report)
+    report = gpu_check_plan.Report(rehearsal=True)
+    ctx = gpu_check_plan.Context(True, gpu_check_plan.REHEARSAL, str(tmp_path), report)
     gpu_check.run_stages(ctx, ['env', 'ops', 'backbone'])
     assert {n: s['status'] for n, s in report.stages.items()} == {
         'env': 'passed', 'ops': 'skipped: no CUDA', 'backbone': 'skipped: no CUDA'}
     assert report.stages['env']['result']['device'] == 'cpu'
     assert report.passed
-    text = gpu_check.markdown(report)
+    text = gpu_check_report.markdown(report)
     assert '| stage | status | seconds | detail |' in text
     assert '| ops | skipped: no CUDA | 0.0 |  |' in text
     assert text.splitlines()[2].endswith('Result: passed.')
     report.stages['env'] = dict(status='failed', error='RuntimeError: boom', elapsed_s=1.0)
     assert not report.passed
-    assert '| env | failed | 1.0 | RuntimeError: boom |' in gpu_check.markdown(report)
+    assert '| env | failed | 1.0 | RuntimeError: boom |' in gpu_check_report.markdown(report)
 
 
 @pytest.mark.slow
@@ -93,7 +93,7 @@ def test_cpu_rehearsal_runs_every_stage_and_records_substitutions(tmp_path):
 
 def test_the_cuda_comparisons_run_against_cpu_itself():
     """The ops and backbone comparisons' own code, with CPU standing in for CUDA: identical."""
-    ops = gpu_check.compare_ops('cpu')
+    ops = gpu_check_stages.compare_ops('cpu')
     assert ops['roi_align_forward_max_abs_diff'] == ops['roi_align_grad_max_abs_diff'] == 0.0
     assert ops['nms_equal'] is True and 0 < ops['nms_kept_cpu'] == ops['nms_kept_device'] < 2000
-    assert gpu_check.compare_backbones('cpu', batch=1, archs=('ti', )) == {'ti': 0.0}
+    assert gpu_check_stages.compare_backbones('cpu', batch=1, archs=('ti', )) == {'ti': 0.0}

@@ -24,7 +24,7 @@ from original_layout import OriginalRapidNet, randomize_
 from rapidnet_mm.checkpoints import CheckpointLayoutError, classification
 from rapidnet_mm.checkpoints.hub import (AUTHORS_FILES, CheckpointDownloadError, HubFile,
                                          authors_url, fetch_checkpoint, parse_hub_location)
-from rapidnet_mm.checkpoints.loading import read_checkpoint_file, read_weights
+from rapidnet_mm.checkpoints.loading import read_checkpoint, to_our_layout
 from tool_helpers import ROOT
 
 pytestmark = pytest.mark.core  # also run in the torch 2.1 stack
@@ -89,7 +89,7 @@ def test_config_default_url_initialises_the_backbone(hub, authors_ti, capsys):
     """configs/det/maskrcnn_rapidnet_ti_coco.py as it is: the training check downloads the
     authors' file once into huggingface_hub's cache (with the user's token), and
     RapidNetPretrained gives the converter path's backbone, the authors' EMA network."""
-    from rapidnet_mm.runner import check_pretrained_checkpoints
+    from rapidnet_mm.preflight import check_pretrained_checkpoints
     ckpt, data, ema = authors_ti
     hub.add(REPO, 'RapidNet_Ti.pth', data)
     hub.env.set(HF_TOKEN='hf_standin_token')
@@ -151,7 +151,8 @@ def test_tools_take_urls(hub, authors_ti, tmp_path, capsys):
 
 
 def test_a_missing_path_is_a_404_naming_the_authors_files(hub, authors_ti):
-    from rapidnet_mm.runner import ConfigError, check_pretrained_checkpoints
+    from rapidnet_mm.config import ConfigError
+    from rapidnet_mm.preflight import check_pretrained_checkpoints
     hub.add(REPO, 'RapidNet_Ti.pth', authors_ti[1])
     cfg = load_cfg(DET_CONFIGS['ti'], {
         'model.backbone.init_cfg.checkpoint': 'https://huggingface.co/SLDGroup/RapidNet/'
@@ -205,7 +206,7 @@ def test_offline_reads_the_cache_and_names_what_is_missing(hub, authors_ti):
     requests = len(hub.requests)
     hub.env.set(HF_HUB_OFFLINE='1')
     assert fetch_checkpoint(TI_URL) == cached
-    assert read_weights(read_checkpoint_file(TI_URL)).conversion.arch == 'ti'
+    assert to_our_layout(read_checkpoint(TI_URL)).conversion.arch == 'ti'
     with pytest.raises(CheckpointDownloadError) as err:
         fetch_checkpoint('hf://SLDGroup/RapidNet/RapidNet_S.pth')
     assert str(err.value) == (
@@ -219,7 +220,8 @@ def test_offline_reads_the_cache_and_names_what_is_missing(hub, authors_ti):
 @pytest.mark.slow
 def test_an_unreachable_hub_names_the_url_and_the_local_way(hub, tmp_path):
     """Nothing listens on the port: huggingface_hub retries for about 20 s, then one line."""
-    from rapidnet_mm.runner import ConfigError, check_pretrained_checkpoints
+    from rapidnet_mm.config import ConfigError
+    from rapidnet_mm.preflight import check_pretrained_checkpoints
     hub.env.set(HF_ENDPOINT='http://127.0.0.1:9')
     cfg = load_cfg(DET_CONFIGS['ti'])
     with pytest.raises(ConfigError) as err:
@@ -236,7 +238,7 @@ def test_foreign_and_truncated_downloads_are_refused(hub, authors_ti):
     ckpt, data, _ = authors_ti
     hub.add(REPO, 'notes.pth', {'epoch': 3, 'notes': 'no weights'})
     with pytest.raises(CheckpointLayoutError) as err:
-        read_weights(read_checkpoint_file('hf://SLDGroup/RapidNet/notes.pth'))
+        to_our_layout(read_checkpoint('hf://SLDGroup/RapidNet/notes.pth'))
     assert str(err.value).splitlines() == [
         "neither an authors' RapidNet checkpoint nor an mmengine one (no 'state_dict' of "
         'tensors); its keys are (2 keys):', '  epoch', '  notes']
@@ -253,7 +255,7 @@ def test_foreign_and_truncated_downloads_are_refused(hub, authors_ti):
                                          if not k.startswith('backbone.2.8.')})
     hub.add(REPO, 'RapidNet_Ti_partial.pth', partial)
     with pytest.raises(CheckpointLayoutError) as err:
-        read_weights(read_checkpoint_file('hf://SLDGroup/RapidNet/RapidNet_Ti_partial.pth'))
+        to_our_layout(read_checkpoint('hf://SLDGroup/RapidNet/RapidNet_Ti_partial.pth'))
     lines = str(err.value).splitlines()
     assert lines[0].startswith('the checkpoint lacks tensors of RapidNet-ti')
     assert lines[1].startswith('  backbone.stages.2.8.') and lines[-1].startswith('  ... and ')
@@ -261,7 +263,7 @@ def test_foreign_and_truncated_downloads_are_refused(hub, authors_ti):
     # a file truncated at the source (its Content-Length is the truncated size)
     hub.add(REPO, 'RapidNet_Ti.pth', data[:len(data) // 2])
     with pytest.raises(CheckpointLayoutError) as err:
-        read_checkpoint_file(TI_URL)
+        read_checkpoint(TI_URL)
     message = str(err.value)
     blob = osp.realpath(fetch_checkpoint(TI_URL))
     assert message.startswith(f'cannot read {TI_URL} as a PyTorch checkpoint (')
@@ -270,7 +272,7 @@ def test_foreign_and_truncated_downloads_are_refused(hub, authors_ti):
     # the fix works: the source repaired, the blob deleted, the next read downloads it whole
     hub.add(REPO, 'RapidNet_Ti.pth', data)
     os.remove(blob)
-    assert read_weights(read_checkpoint_file(TI_URL)).conversion.arch == 'ti'
+    assert to_our_layout(read_checkpoint(TI_URL)).conversion.arch == 'ti'
 
 
 def test_other_urls_go_to_mmengines_cache_whole_or_not_at_all(hub, authors_ti):
@@ -278,7 +280,7 @@ def test_other_urls_go_to_mmengines_cache_whole_or_not_at_all(hub, authors_ti):
     hub.plain['RapidNet_Ti.pth'] = data
     url = f'{hub.endpoint}/plain/RapidNet_Ti.pth'
     assert parse_hub_location(url) is None
-    loaded = read_weights(read_checkpoint_file(url))
+    loaded = to_our_layout(read_checkpoint(url))
     assert loaded.conversion.arch == 'ti'
     folder = osp.join(os.environ['TORCH_HOME'], 'hub', 'checkpoints')
     assert os.listdir(folder) == ['RapidNet_Ti.pth']
@@ -446,22 +448,23 @@ def test_test_tool_reads_either_layout_and_refuses_foreign_files(hub, authors_ti
     """What tools/test.py does before and after building the Runner."""
     from types import SimpleNamespace
 
-    from rapidnet_mm.runner import ConfigError, load_test_weights, read_test_checkpoint
+    from rapidnet_mm.config import ConfigError
+    from rapidnet_mm.eval_weights import load_test_weights, read_test_weights
     ckpt, data, _ = authors_ti
     hub.add(REPO, 'RapidNet_Ti.pth', data)
     cfg = Config(dict(load_from=None))
-    loaded = read_test_checkpoint(cfg, TI_URL)
+    loaded = read_test_weights(cfg, TI_URL)
     assert loaded.conversion.kind == 'classification' and cfg.load_from is None
     ours = tmp_path / 'ours.pth'
     torch.save({'state_dict': {'weight': torch.ones(2, 3), 'bias': torch.zeros(2)}}, ours)
-    loaded = read_test_checkpoint(cfg, str(ours))
+    loaded = read_test_weights(cfg, str(ours))
     assert loaded.conversion is None and cfg.load_from == str(ours)  # mmengine loads it
     runner = SimpleNamespace(model=torch.nn.Linear(3, 2))
     load_test_weights(runner, loaded, str(ours))  # shares keys with the model: mmengine's turn
     foreign = tmp_path / 'foreign.pth'
     torch.save({'state_dict': {'conv1.weight': torch.ones(1)}}, foreign)
     with pytest.raises(CheckpointLayoutError) as err:
-        load_test_weights(runner, read_test_checkpoint(cfg, str(foreign)), str(foreign))
+        load_test_weights(runner, read_test_weights(cfg, str(foreign)), str(foreign))
     assert str(err.value).splitlines() == [
         f"{foreign} fits neither layout: not an authors' RapidNet checkpoint and none of its "
         "tensors belongs to this config's Linear; its keys are (1 keys):", '  conv1.weight']
@@ -474,5 +477,5 @@ def test_test_tool_reads_either_layout_and_refuses_foreign_files(hub, authors_ti
              "error: hf://SLDGroup/RapidNet/none.pth: the Hub repository SLDGroup/RapidNet has no "
              "file 'none.pth' at revision 'main' (404)")):
         with pytest.raises(ConfigError) as err:
-            read_test_checkpoint(cfg, checkpoint, weights)
+            read_test_weights(cfg, checkpoint, weights)
         assert f'error: {err.value}'.startswith(expected), str(err.value)

@@ -11,9 +11,10 @@ import torch
 
 from cls_helpers import PYTHON, free_port, run_tool
 from det_helpers import load_cfg
+from rapidnet_mm.config import ConfigError
 from rapidnet_mm.datasets.tiny_ade20k import make_ade_layout
 from rapidnet_mm.datasets.tiny_coco import make_dataset
-from rapidnet_mm.runner import ConfigError, check_training_devices
+from rapidnet_mm.preflight import check_training_devices
 from seg_helpers import overrides
 from tool_helpers import ROOT, load_tool
 

@@ -112,7 +112,8 @@ def test_foreign_and_unreadable_files_are_refused(tmp_path):
 
 
 def test_missing_file_stops_before_building(tmp_path, monkeypatch):
-    from rapidnet_mm.runner import ConfigError, check_pretrained_checkpoints
+    from rapidnet_mm.config import ConfigError
+    from rapidnet_mm.preflight import check_pretrained_checkpoints
     monkeypatch.chdir(tmp_path)
     cfg = load_cfg(DET_CONFIGS['s'], {'model.backbone.init_cfg.checkpoint':
                                       'checkpoints/RapidNet_S.pth'})  # a local copy

@@ -21,9 +21,9 @@ from torch.torch_version import TorchVersion
 
 from rapidnet_mm import compat
 from rapidnet_mm.checkpoints import CheckpointLayoutError
-from rapidnet_mm.checkpoints.loading import read_checkpoint_file
+from rapidnet_mm.checkpoints.loading import read_checkpoint
 from rapidnet_mm.checkpoints.safe_load import (AUTHORS_GLOBALS, TORCH_HAS_SAFE_GLOBALS,
-                                               load_weights_only, restricted_pickle_module)
+                                               safe_torch_load, restricted_pickle_module)
 from rapidnet_mm.deploy.export_module import ExportError
 from rapidnet_mm.deploy.torch_support import CPU_FP16_TORCH, require_torch
 from cls_helpers import PYTHON
@@ -85,17 +85,17 @@ def test_restricted_unpickler_admits_authors_and_mmengine_files(tmp_path, zipfil
                                bytearray(b'x'), 1j]
 
 
-@pytest.mark.parametrize('loader', ['restricted', 'ours', 'read_checkpoint_file', 'mmengine'])
+@pytest.mark.parametrize('loader', ['restricted', 'ours', 'read_checkpoint', 'mmengine'])
 def test_pickle_payload_is_refused_and_never_runs(tmp_path, loader):
     marker = tmp_path / 'payload-ran'
     path = tmp_path / 'evil.pth'
     torch.save({'meta': Payload(str(marker)), **authors_like()}, path)  # the payload first
     load = dict(restricted=lambda p: restricted_load(p, AUTHORS_GLOBALS),
-                ours=lambda p: load_weights_only(p, extra=AUTHORS_GLOBALS),
-                read_checkpoint_file=read_checkpoint_file,
+                ours=lambda p: safe_torch_load(p, extra=AUTHORS_GLOBALS),
+                read_checkpoint=read_checkpoint,
                 mmengine=lambda p: CheckpointLoader.load_checkpoint(p, map_location='cpu'))[loader]
-    # the unpicklers name the refused global (io.open); read_checkpoint_file shows one line
-    expected = 'cannot read' if loader == 'read_checkpoint_file' else 'open'
+    # the unpicklers name the refused global (io.open); read_checkpoint shows one line
+    expected = 'cannot read' if loader == 'read_checkpoint' else 'open'
     with pytest.raises((pickle.UnpicklingError, CheckpointLayoutError), match=expected):
         load(str(path))
     assert not marker.exists()
@@ -108,7 +108,7 @@ def test_other_types_are_refused_by_name(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match='pathlib.PurePosixPath'):
         restricted_load(tmp_path / 'other.pth', AUTHORS_GLOBALS)
     with pytest.raises(pickle.UnpicklingError, match='PurePosixPath'):
-        load_weights_only(tmp_path / 'other.pth', extra=AUTHORS_GLOBALS)
+        safe_torch_load(tmp_path / 'other.pth', extra=AUTHORS_GLOBALS)
 
 
 def test_the_loader_for_this_torch():

@@ -12,7 +12,7 @@ from mmpretrain.models import ImageClassifier
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
-from rapidnet_mm.models.rapidnet import ARCH_SETTINGS
+from rapidnet_mm.models.arch import ARCH_SETTINGS
 from original_layout import randomize_
 from tool_helpers import ROOT
 
@@ -166,7 +166,8 @@ def test_syncbn_trains_as_batchnorm_on_cpu():
 
 
 def test_missing_pretrained_weights_stop_training_with_the_fix(tmp_path, monkeypatch):
-    from rapidnet_mm.runner import ConfigError, check_pretrained_checkpoints
+    from rapidnet_mm.config import ConfigError
+    from rapidnet_mm.preflight import check_pretrained_checkpoints
     monkeypatch.chdir(tmp_path)
     cfg = load_config('m')
     cfg.model.backbone.init_cfg.checkpoint = 'checkpoints/RapidNet_M.pth'  # a local copy

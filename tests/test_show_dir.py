@@ -6,7 +6,8 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from rapidnet_mm.runner import ConfigError, enable_test_visualization
+from rapidnet_mm.config import ConfigError
+from rapidnet_mm.preflight import enable_test_visualization
 from tool_helpers import ROOT, all_configs
 
 pytestmark = pytest.mark.core

@@ -15,10 +15,12 @@ import os
 import sys
 
 from rapidnet_mm.cli import add_common_args, add_weights_option, check_output_path, run_tool
+from rapidnet_mm.config import ConfigError
+from rapidnet_mm.config_errors import run_reporting_config_errors
+from rapidnet_mm.eval_weights import load_test_weights, read_test_weights
+from rapidnet_mm.preflight import (build_runner, check_data_roots, check_sync_bn,
+                                   enable_test_visualization)
 from rapidnet_mm.run_config import load_config
-from rapidnet_mm.runner import (ConfigError, build_runner, check_data_roots, check_sync_bn,
-                                enable_test_visualization, load_test_weights,
-                                read_test_checkpoint, run_reporting_config_errors)
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,7 +62,7 @@ def test(args: argparse.Namespace) -> None:
         raise ConfigError('--show-score-thr needs --show-dir')
     check_data_roots(cfg, ['test_dataloader'])
     check_sync_bn(cfg)  # before the weights are read (or downloaded)
-    loaded = read_test_checkpoint(cfg, args.checkpoint, args.weights)
+    loaded = read_test_weights(cfg, args.checkpoint, args.weights)
     print(f'weights: {loaded.source}')
 
     def build_and_test():

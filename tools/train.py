@@ -10,10 +10,11 @@ import argparse
 import sys
 
 from rapidnet_mm.cli import add_common_args, run_tool
+from rapidnet_mm.config import ConfigError
+from rapidnet_mm.config_errors import run_reporting_config_errors
+from rapidnet_mm.preflight import (build_runner, check_data_roots, check_pretrained_checkpoints,
+                                   check_training_devices)
 from rapidnet_mm.run_config import load_config
-from rapidnet_mm.runner import (ConfigError, build_runner, check_data_roots,
-                                check_pretrained_checkpoints, check_training_devices,
-                                run_reporting_config_errors)
 from rapidnet_mm.teacher_weights import prepare_teacher
 
 

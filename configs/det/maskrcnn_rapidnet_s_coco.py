@@ -32,7 +32,7 @@ model = dict(
         norm_eval=False,
         norm_cfg=dict(type='SyncBN', requires_grad=True),
         init_cfg=dict(type='RapidNetPretrained', checkpoint=pretrained, prefix='backbone.')),
-    # RapidNet-S stage widths (rapidnet_mm.models.rapidnet.ARCH_SETTINGS['s']['channels'])
+    # RapidNet-S stage widths (rapidnet_mm.models.arch.ARCH_SETTINGS['s']['channels'])
     neck=dict(in_channels=[32, 64, 112, 224]))
 
 # Batch: 8 images in total (1 image per GPU x 8 GPUs). The authors' config says 1 per GPU but

@@ -46,7 +46,7 @@ model = dict(
         norm_eval=False,
         norm_cfg=norm_cfg,
         init_cfg=dict(type='RapidNetPretrained', checkpoint=pretrained, prefix='backbone.')),
-    # RapidNet-M stage widths (rapidnet_mm.models.rapidnet.ARCH_SETTINGS['m']['channels'])
+    # RapidNet-M stage widths (rapidnet_mm.models.arch.ARCH_SETTINGS['m']['channels'])
     neck=dict(in_channels=[32, 64, 160, 320]),
     decode_head=dict(num_classes=150, norm_cfg=norm_cfg))
 

@@ -32,6 +32,9 @@ def format_modules() -> List[ModuleType]:
 def convert_checkpoint(ckpt: dict, **options) -> Conversion:
     """Convert a loaded authors' checkpoint with the first format module that matches it.
 
+    For the authors' files only (``tools/model_converters/convert_official.py``); for a file of
+    either layout call :func:`rapidnet_mm.checkpoints.loading.to_our_layout`.
+
     Args:
         ckpt: The loaded file.
         **options: Passed to the module's ``convert`` (e.g. ``weights='raw'`` for

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 
 from ..errors import RapidNetError
-from ..models.rapidnet import ARCH_SETTINGS
+from ..models.arch import ARCH_SETTINGS
 
 
 class CheckpointLayoutError(RapidNetError, ValueError):
@@ -96,7 +96,7 @@ def detect_arch(state: Dict[str, torch.Tensor], prefix: str = '') -> str:
                        for i in (1, 2, 3)]
     blocks_stage1 = len(stages[0])
     for arch, settings in ARCH_SETTINGS.items():
-        n_ir_first = settings['blocks'][0][0]
+        n_ir_first = settings['ir_blocks'][0]
         if tuple(channels) == settings['channels'] and blocks_stage1 == n_ir_first:
             return arch
     raise CheckpointLayoutError(f'no RapidNet variant has channels {channels} with '

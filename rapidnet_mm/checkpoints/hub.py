@@ -1,6 +1,6 @@
 """Where a weights file comes from: a local path, a file of a Hugging Face Hub repository, or
 any other http(s) URL. :func:`fetch_checkpoint` turns each into a local file, for every reader of
-weights in the package (``read_checkpoint_file``, the training checks, timm's ``pretrained``).
+weights in the package (``read_checkpoint``, the training checks, timm's ``pretrained``).
 
 - Hub files (``https://huggingface.co/<owner>/<repo>/resolve/<revision>/<path>``, its ``blob``
   page, or ``hf://<owner>/<repo>[@<revision>]/<path>``) are downloaded by ``huggingface_hub``:
@@ -116,6 +116,9 @@ def parse_hub_location(spec: str) -> Optional[HubFile]:
 def fetch_checkpoint(spec: str, instead: str = LOCAL_COPY,
                      cache_dir: Optional[str] = None) -> str:
     """The local file ``spec`` names, downloading it first when it is a URL.
+
+    Call it when the file itself is wanted (e.g. mmengine's ``load_from``); for its contents
+    call :func:`rapidnet_mm.checkpoints.loading.read_checkpoint`.
 
     Args:
         spec: A local path, a Hub location (see :func:`parse_hub_location`) or another http(s)

@@ -19,7 +19,7 @@ from mmengine.logging import print_log
 from mmengine.registry import WEIGHT_INITIALIZERS
 
 from .common import CheckpointLayoutError, check_fits
-from .loading import file_keys, read_checkpoint_file, read_weights
+from .loading import file_keys, read_checkpoint, to_our_layout
 
 
 @WEIGHT_INITIALIZERS.register_module()
@@ -47,9 +47,9 @@ class RapidNetPretrained:
         self.map_location = map_location
 
     def __call__(self, module) -> None:
-        ckpt = read_checkpoint_file(self.checkpoint,
-                                    instead='point init_cfg.checkpoint at a local copy')
-        loaded = read_weights(ckpt, weights=self.weights)
+        ckpt = read_checkpoint(self.checkpoint,
+                               instead='point init_cfg.checkpoint at a local copy')
+        loaded = to_our_layout(ckpt, weights=self.weights)
         state = {k[len(self.prefix):]: v for k, v in loaded.state_dict.items()
                  if k.startswith(self.prefix)}
         if not state:

@@ -1,10 +1,24 @@
-"""Reading a weights file whatever its layout: the authors' (converted in memory by the format
-modules, exactly as ``tools/model_converters/convert_official.py`` converts it) or ours (an mmengine checkpoint,
-e.g. what ``tools/model_converters/convert_official.py`` or ``tools/train.py`` wrote), from a local
-path or a URL (downloaded by :mod:`.hub`).
+"""Reading weights, one name per step; call the one that does what you need:
 
-Used by the ``RapidNetPretrained`` weight initialiser, ``tools/test.py``, ``tools/infer.py`` and
-timm's ``pretrained=True``.
+1. :func:`~rapidnet_mm.checkpoints.hub.fetch_checkpoint`: a local path, a Hub location or an
+   http(s) URL as a local file (downloaded and cached; nothing is read). Call it when the file
+   itself is wanted, e.g. for mmengine's ``load_from``.
+2. :func:`read_checkpoint`: the same sources, read safely (no code runs from the file; the
+   authors' pickled arguments admitted) into the loaded dict, with one-line errors. Call it
+   whenever the contents are wanted.
+3. :func:`to_our_layout`: a loaded file of either layout as our state dict
+   (:class:`CheckpointWeights`): the authors' converted in memory by
+   :func:`~rapidnet_mm.checkpoints.convert_checkpoint` exactly as
+   ``tools/model_converters/convert_official.py`` converts them, ours (an mmengine checkpoint,
+   e.g. what that tool or ``tools/train.py`` wrote) as it is. Call it on what step 2 returned.
+4. :func:`load_into_model`: those weights into a model, strictly.
+
+Below them: :func:`~rapidnet_mm.checkpoints.safe_load.safe_torch_load`, the drop-in for
+``torch.load`` (mmengine's loaders, a local file whose errors the caller words itself), and
+:func:`~rapidnet_mm.checkpoints.convert_checkpoint`, for the authors' files only.
+
+Used by the ``RapidNetPretrained`` weight initialiser, ``tools/test.py``, ``tools/infer.py``,
+mmpretrain's model hub and timm's ``pretrained=True``.
 """
 import os.path as osp
 from dataclasses import dataclass, field
@@ -16,23 +30,16 @@ from ..errors import InputError
 from . import convert_checkpoint, format_modules
 from .common import CheckpointLayoutError, Conversion, check_fits
 from .hub import LOCAL_COPY, fetch_checkpoint
-from .safe_load import AUTHORS_GLOBALS, load_weights_only
+from .safe_load import AUTHORS_GLOBALS, safe_torch_load
 
 AUTHORS_WEIGHT_SETS = ('ema', 'raw')
 
 
-def load_checkpoint_file(path: str) -> dict:
-    """``torch.load(weights_only=True)`` that also allows exactly ``argparse.Namespace``.
-
-    The authors' training files pickle their arguments as a Namespace; mmengine's own checkpoint
-    types are allowed too (:mod:`.safe_load`, on every torch). Anything else stays refused
-    (``pickle.UnpicklingError``).
-    """
-    return load_weights_only(path, 'cpu', extra=AUTHORS_GLOBALS)
-
-
-def read_checkpoint_file(path: str, instead: str = LOCAL_COPY) -> dict:
-    """:func:`load_checkpoint_file` of a local file or a URL, with one-line errors.
+def read_checkpoint(path: str, instead: str = LOCAL_COPY) -> dict:
+    """The contents of a local file or a URL, read without running code from it (tensors, plain
+    containers, mmengine's checkpoint types and the ``argparse.Namespace`` of the authors'
+    training arguments), with one-line errors. The file as it is: :func:`to_our_layout` gives
+    our state dict.
 
     Args:
         path: A local path, a Hugging Face Hub location or another http(s) URL (see
@@ -46,7 +53,7 @@ def read_checkpoint_file(path: str, instead: str = LOCAL_COPY) -> dict:
     """
     local = fetch_checkpoint(path, instead)
     try:
-        return load_checkpoint_file(local)
+        return safe_torch_load(local, 'cpu', extra=AUTHORS_GLOBALS)
     except Exception as err:  # noqa: BLE001  (any unpickling failure is one clear message)
         text = str(err).strip()
         first = text.splitlines()[0] if text else type(err).__name__
@@ -81,8 +88,9 @@ def _meta(ckpt: dict) -> dict:
     return meta if isinstance(meta, dict) else {}
 
 
-def read_weights(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
-    """Our state dict from a loaded file of either layout.
+def to_our_layout(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
+    """Our state dict from a loaded file (:func:`read_checkpoint`) of either layout: the
+    authors' converted in memory, ours as it is.
 
     Args:
         ckpt: The loaded file.
@@ -125,9 +133,19 @@ def read_weights(ckpt: dict, weights: str = 'ema') -> CheckpointWeights:
                              source='an mmengine checkpoint in rapidnet_mm names')
 
 
-def load_into(model: torch.nn.Module, loaded: CheckpointWeights, path: str) -> None:
-    """Load ``loaded`` strictly into ``model``; a file that shares no key with the model is
-    named as foreign, with its keys."""
+def load_into_model(model: torch.nn.Module, loaded: CheckpointWeights, path: str) -> None:
+    """Load ``loaded`` (:func:`to_our_layout`) strictly into ``model``.
+
+    Args:
+        model: The model the file's state dict is for.
+        loaded: Its weights in our names.
+        path: The file's path or URL, for the messages.
+
+    Raises:
+        CheckpointLayoutError: a file that shares no key with the model (named as foreign, its
+            keys listed), or weights that do not fit it (missing, unexpected or misshapen
+            tensors listed).
+    """
     own = model.state_dict()
     if not set(own) & set(loaded.state_dict):
         raise CheckpointLayoutError(

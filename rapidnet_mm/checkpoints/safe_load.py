@@ -115,9 +115,13 @@ def _torch_forces_weights_only() -> bool:
     return os.getenv('TORCH_FORCE_WEIGHTS_ONLY_LOAD', '0').lower() in ('1', 'y', 'yes', 'true')
 
 
-def load_weights_only(file: Any, map_location: Any = 'cpu', extra: Sequence[Any] = ()) -> Any:
+def safe_torch_load(file: Any, map_location: Any = 'cpu', extra: Sequence[Any] = ()) -> Any:
     """``torch.load`` that runs no code from the file, on every torch, admitting tensors, plain
     containers, mmengine's checkpoint types and exactly ``extra`` besides.
+
+    The drop-in for ``torch.load`` (mmengine's loaders, a local file whose errors the caller
+    words itself); to read weights from a path or URL with one-line errors call
+    :func:`rapidnet_mm.checkpoints.loading.read_checkpoint`.
 
     Args:
         file: A path or file object, as for ``torch.load``.

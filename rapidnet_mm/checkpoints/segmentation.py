@@ -51,7 +51,7 @@ def expected_state(arch: str, neck_channels: int, head_channels: int,
     from mmengine.registry import DefaultScope
     from mmseg.models import EncoderDecoder
 
-    from ..models.rapidnet import ARCH_SETTINGS
+    from ..models.arch import ARCH_SETTINGS
     norm_cfg = dict(type='BN', requires_grad=True)  # SyncBN has the same parameter names
     # mmseg's registry whatever scope is current (e.g. a Runner's 'mmengine' in this process)
     with DefaultScope.overwrite_default_scope('mmseg'):

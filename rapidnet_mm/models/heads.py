@@ -9,7 +9,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from .layers import ConvNorm
-from .rapidnet import resolve_arch
+from .arch import resolve_arch
 
 
 @MODELS.register_module()
@@ -21,10 +21,10 @@ class RapidNetClsHead(ClsHead):
     Args:
         num_classes: Number of classes.
         arch: A RapidNet arch ('ti', 's', 'm', 'b' or dict): takes ``in_channels`` (last stage)
-            and ``embed_dims`` from the variant table. Give either ``arch`` or both of
-            ``in_channels`` and ``embed_dims``.
+            and ``embed_dims`` (the table's ``head_width``) from the variant table. Give either
+            ``arch`` or both of ``in_channels`` and ``embed_dims``.
         in_channels: Channels of the last backbone stage.
-        embed_dims: Embedding width.
+        embed_dims: Embedding width (the variant table's ``head_width``).
         dropout: Dropout before the classifiers (0 in the recipe).
         distillation: Build ``dist_head``. Training it needs teacher labels, supplied by the
             ``RapidNetDistiller`` classifier; set False to train without distillation.
@@ -55,7 +55,7 @@ class RapidNetClsHead(ClsHead):
                 raise ValueError('RapidNetClsHead: give either arch or in_channels and '
                                  'embed_dims, not both')
             settings = resolve_arch(arch)
-            in_channels, embed_dims = settings['channels'][-1], settings['embed_dims']
+            in_channels, embed_dims = settings['channels'][-1], settings['head_width']
         elif in_channels is None or embed_dims is None:
             raise ValueError('RapidNetClsHead needs arch (e.g. arch=\'s\') or both in_channels '
                              'and embed_dims')

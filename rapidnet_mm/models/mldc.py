@@ -3,8 +3,9 @@
 ``MultiLevelDilatedConv`` sums parallel dense 3x3 convolutions of different dilations (2 and 3 in
 the paper); ``DilatedTokenMixer`` wraps it between a positional encoding and two 1x1 convolutions;
 ``MLDCBlock`` is that mixer and the large-kernel FFN, each on a layer-scaled residual. The
-ablations of the paper's supplementary material (single-level, plain 3x3, pointwise, deformable,
-plain FFN) are options of the same classes. Each class folds itself with ``reparameterize()``.
+ablations of the paper's supplementary material (single-level, plain 3x3, pointwise, deformable)
+are options of the same classes; the plain FFN is its own class, ``PlainFFN``. Each class folds
+itself with ``reparameterize()``.
 """
 from typing import Optional, Sequence
 
@@ -190,40 +191,57 @@ class DilatedTokenMixer(nn.Module):
         self.fc2.reparameterize(out_scale)
 
 
-class LargeKernelFFN(nn.Module):
-    """Depthwise 7x7 (no bias) and norm, then 1x1 expand with activation, then 1x1 project.
-
-    With ``large_kernel=False`` it is the plain 1x1-conv FFN of the ablation.
+class PlainFFN(nn.Module):
+    """1x1 expand with activation, then 1x1 project: the FFN of the ablation without the large
+    kernel (``ffn_type='plain'``).
 
     Args:
         channels: Channels in and out.
         expand_ratio: Hidden channels = ``expand_ratio * channels``.
-        large_kernel: Whether to start with the depthwise 7x7 conv.
         norm_cfg: Norm layer config.
         act_cfg: Activation config.
         deploy: Build the folded form directly.
     """
 
-    def __init__(self, channels: int, expand_ratio: int = 4, large_kernel: bool = True,
-                 norm_cfg: dict = dict(type='BN'), act_cfg: dict = dict(type='GELU'),
-                 deploy: bool = False) -> None:
+    def __init__(self, channels: int, expand_ratio: int = 4, norm_cfg: dict = dict(type='BN'),
+                 act_cfg: dict = dict(type='GELU'), deploy: bool = False) -> None:
         super().__init__()
+        # before fc1: the modules, and so the random initialisation, keep the network's order
+        self._build_input(channels, norm_cfg, deploy)
         hidden = channels * expand_ratio
-        self.dwconv = (ConvNorm(channels, channels, 7, groups=channels, bias=False,
-                                norm_cfg=norm_cfg, deploy=deploy)
-                       if large_kernel else nn.Identity())
         self.fc1 = ConvNorm(channels, hidden, 1, norm_cfg=norm_cfg, act_cfg=act_cfg,
                             deploy=deploy)
         self.fc2 = ConvNorm(hidden, channels, 1, norm_cfg=norm_cfg, deploy=deploy)
 
+    def _build_input(self, channels: int, norm_cfg: dict, deploy: bool) -> None:
+        """Nothing: the plain FFN starts with ``fc1``."""
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.fc1(self.dwconv(x)))
+        return self.fc2(self.fc1(x))
 
     def reparameterize(self, out_scale: Optional[torch.Tensor] = None) -> None:
-        if isinstance(self.dwconv, ConvNorm):
-            self.dwconv.reparameterize()
         self.fc1.reparameterize()
         self.fc2.reparameterize(out_scale)
+
+
+class LargeKernelFFN(PlainFFN):
+    """Depthwise 7x7 (no bias) and norm, then :class:`PlainFFN`: the paper's FFN
+    (``ffn_type='large_kernel'``). Same arguments as :class:`PlainFFN`."""
+
+    def _build_input(self, channels: int, norm_cfg: dict, deploy: bool) -> None:
+        self.dwconv = ConvNorm(channels, channels, 7, groups=channels, bias=False,
+                               norm_cfg=norm_cfg, deploy=deploy)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.fc1(self.dwconv(x)))  # TorchScript compiles no super() call
+
+    def reparameterize(self, out_scale: Optional[torch.Tensor] = None) -> None:
+        self.dwconv.reparameterize()
+        super().reparameterize(out_scale)
+
+
+# RapidNet's ``ffn_type`` -> the FFN of its MLDC blocks
+FFN_CLASSES = {'large_kernel': LargeKernelFFN, 'plain': PlainFFN}
 
 
 class MLDCBlock(nn.Module):
@@ -234,20 +252,20 @@ class MLDCBlock(nn.Module):
         drop_path: Stochastic depth rate.
         layer_scale_init_value: Initial g1/g2, or None for no layer scale.
         mixer_kwargs: Arguments of :class:`DilatedTokenMixer` beyond channels, norm and act.
-        large_kernel_ffn: Whether the FFN starts with the depthwise 7x7 conv.
+        ffn_type: A key of :data:`FFN_CLASSES`: 'large_kernel' (the paper's) or 'plain'.
         norm_cfg: Norm layer config.
         act_cfg: Activation config.
         deploy: Build the folded form directly.
     """
 
     def __init__(self, channels: int, drop_path: float, layer_scale_init_value: Optional[float],
-                 mixer_kwargs: dict, large_kernel_ffn: bool, norm_cfg: dict, act_cfg: dict,
+                 mixer_kwargs: dict, ffn_type: str, norm_cfg: dict, act_cfg: dict,
                  deploy: bool = False) -> None:
         super().__init__()
         self.mixer = DilatedTokenMixer(channels, norm_cfg=norm_cfg, act_cfg=act_cfg,
                                        deploy=deploy, **mixer_kwargs)
         self.layer_scale_1 = make_layer_scale(channels, layer_scale_init_value, deploy)
-        self.ffn = LargeKernelFFN(channels, 4, large_kernel_ffn, norm_cfg, act_cfg, deploy)
+        self.ffn = FFN_CLASSES[ffn_type](channels, 4, norm_cfg, act_cfg, deploy)
         self.layer_scale_2 = make_layer_scale(channels, layer_scale_init_value, deploy)
         self.drop_path = make_drop_path(drop_path)
 

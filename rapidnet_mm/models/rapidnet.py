@@ -4,7 +4,7 @@ Munir, Rahman, Marculescu, "RapidNet: Multi-Level Dilated Convolution Based Mobi
 WACV 2025. The network is reproduced exactly (parameter counts of the original for all four
 variants); beyond the original, every block can be reparameterised into plain convolutions.
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -12,71 +12,20 @@ from mmpretrain.models.backbones.base_backbone import BaseBackbone
 from mmpretrain.registry import MODELS
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from .arch import ARCH_SETTINGS, resolve_arch
 from .layers import ConvNorm, layer_scale_weight, make_drop_path, make_layer_scale
-from .mldc import MLDCBlock, MultiLevelDeformableConv
-
-# The variant table. ``blocks``: per stage, (inverted-residual blocks, MLDC blocks);
-# ``channels``: per stage; ``embed_dims``: the classification head's embedding.
-ARCH_SETTINGS: Dict[str, dict] = {
-    'ti': dict(blocks=((2, 0), (2, 0), (6, 2), (2, 2)), channels=(32, 64, 112, 224),
-               embed_dims=512),
-    's': dict(blocks=((3, 0), (3, 0), (9, 3), (3, 3)), channels=(32, 64, 112, 224),
-              embed_dims=512),
-    'm': dict(blocks=((3, 0), (3, 0), (9, 3), (3, 3)), channels=(32, 64, 160, 320),
-              embed_dims=512),
-    'b': dict(blocks=((3, 0), (3, 0), (9, 3), (3, 3)), channels=(64, 128, 224, 416),
-              embed_dims=768),
-}
+from .mldc import FFN_CLASSES, MLDCBlock, MultiLevelDeformableConv
 
 MIXER_TYPES = ('mldc', 'sldc', 'conv3x3', 'pointwise', 'deformable')
-FFN_TYPES = ('large_kernel', 'plain')
+FFN_TYPES = tuple(FFN_CLASSES)
 DROP_PATH_SCHEDULES = ('original', 'linear')
 # The dilations each mixer type uses when ``dilations`` is not given.
 DEFAULT_DILATIONS = {'mldc': (2, 3), 'sldc': (2, ), 'conv3x3': (1, ), 'deformable': (2, 3)}
 
 
-def resolve_arch(arch: Union[str, dict]) -> dict:
-    """Return the variant settings for a name in ARCH_SETTINGS or a dict with the same fields.
-
-    Args:
-        arch: 'ti', 's', 'm', 'b' (any case) or a dict with ``blocks``, ``channels`` and
-            optionally ``embed_dims``.
-
-    Raises:
-        ValueError/TypeError: an unknown name or a malformed dict, naming what is valid.
-    """
-    if isinstance(arch, str):
-        key = arch.lower()
-        if key not in ARCH_SETTINGS:
-            raise ValueError(f'unknown RapidNet arch {arch!r}; choose one of '
-                             f'{sorted(ARCH_SETTINGS)} or pass a dict with keys '
-                             "'blocks', 'channels' and 'embed_dims'")
-        return dict(ARCH_SETTINGS[key])
-    if not isinstance(arch, dict):
-        raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}')
-    missing = {'blocks', 'channels'} - set(arch)
-    unknown = set(arch) - {'blocks', 'channels', 'embed_dims'}
-    if missing or unknown:
-        raise ValueError(f'a custom RapidNet arch dict needs keys blocks and channels (and '
-                         f'optionally embed_dims); missing {sorted(missing)}, '
-                         f'unknown {sorted(unknown)}')
-    blocks = [tuple(b) for b in arch['blocks']]
-    channels = tuple(arch['channels'])
-    if len(blocks) != len(channels) or not blocks:
-        raise ValueError(f'arch blocks ({len(blocks)} stages) and channels ({len(channels)} '
-                         'stages) must have the same, non-zero length')
-    for i, b in enumerate(blocks):
-        if len(b) != 2 or min(b) < 0 or sum(b) == 0:
-            raise ValueError(f'arch blocks[{i}]={b}: each stage needs (inverted residual blocks, '
-                             'MLDC blocks), non-negative and not both zero')
-    if any(c <= 0 or c % 2 for c in channels[:1]) or min(channels) <= 0:
-        raise ValueError(f'arch channels {channels} must be positive, the first one even')
-    return dict(blocks=tuple(blocks), channels=channels, embed_dims=arch.get('embed_dims', 512))
-
-
-def drop_path_rates(blocks: Sequence[Tuple[int, int]], drop_path_rate: float,
+def drop_path_rates(ir_blocks: Sequence[int], mldc_blocks: Sequence[int], drop_path_rate: float,
                     schedule: str) -> List[List[float]]:
-    """Per-stage, per-block stochastic depth rates.
+    """Per-stage, per-block stochastic depth rates (a stage's inverted-residual blocks first).
 
     ``'linear'``: ``linspace(0, rate, total blocks)`` over all blocks in order.
     ``'original'``: what the authors' code actually trained. It draws from the same linspace but
@@ -86,10 +35,10 @@ def drop_path_rates(blocks: Sequence[Tuple[int, int]], drop_path_rate: float,
     if schedule not in DROP_PATH_SCHEDULES:
         raise ValueError(f'unknown drop_path_schedule {schedule!r}; choose one of '
                          f'{DROP_PATH_SCHEDULES}')
-    total = sum(sum(b) for b in blocks)
+    total = sum(ir_blocks) + sum(mldc_blocks)
     rates = torch.linspace(0, drop_path_rate, total).tolist()
     out, idx = [], 0
-    for n_ir, n_mldc in blocks:
+    for n_ir, n_mldc in zip(ir_blocks, mldc_blocks):
         stage = []
         if schedule == 'linear':
             stage = rates[idx:idx + n_ir + n_mldc]
@@ -173,9 +122,13 @@ class InvertedResidual(nn.Module):
 class RapidNet(BaseBackbone):
     """RapidNet backbone; returns a tuple of stage outputs (strides 4, 8, 16, 32).
 
+    A PyTorch implementation of `RapidNet: Multi-Level Dilated Convolution Based Mobile Backbone
+    <https://arxiv.org/abs/2412.10995>`_ (WACV 2025). The variants are the table
+    ``ARCH_SETTINGS`` (``arch_settings`` on the class).
+
     Args:
-        arch: 'ti', 's', 'm', 'b', or a dict with ``blocks`` and ``channels`` (see
-            ``ARCH_SETTINGS``).
+        arch: 'ti', 's', 'm', 'b', or a dict with ``ir_blocks``, ``mldc_blocks`` and
+            ``channels`` (see ``ARCH_SETTINGS`` and :func:`~rapidnet_mm.models.arch.resolve_arch`).
         in_channels: Input image channels.
         out_indices: Stages to output, 0-3; negative indices count from the end.
         frozen_stages: -1 freezes nothing; 0 the stem; i the stem and stages 1..i. Frozen
@@ -193,13 +146,31 @@ class RapidNet(BaseBackbone):
             'deformable', (2,) for 'sldc', (1,) for 'conv3x3').
         mixer_kernel_size: Kernel size of every mixer branch, or one per branch.
         use_pos_enc: Use the conditional positional encoding in MLDC blocks.
-        ffn_type: 'large_kernel' (depthwise 7x7 first, the paper) or 'plain' (1x1 convs only).
+        ffn_type: 'large_kernel' (depthwise 7x7 first, the paper: ``LargeKernelFFN``) or
+            'plain' (1x1 convs only: ``PlainFFN``).
         deploy: Build the reparameterised (inference) form directly.
         pretrained: Not supported (the deprecated mmseg/mmdet 2.x way); it exists to turn the
             ``model.pretrained`` that mmseg's base configs pass down (ResNet weights) into a
             clear error instead of a silent load of foreign weights.
         init_cfg: mmengine init config; None keeps the original initialisation (Kaiming-normal
             convs with zero bias, unit BatchNorm).
+
+    Example:
+        >>> import torch
+        >>> from rapidnet_mm.models import RapidNet
+        >>> model = RapidNet(arch='ti').eval()
+        >>> x = torch.rand(1, 3, 224, 224)
+        >>> outputs = model(x)
+        >>> for out in outputs:
+        ...     print(tuple(out.shape))
+        (1, 32, 56, 56)
+        (1, 64, 28, 28)
+        (1, 112, 14, 14)
+        (1, 224, 7, 7)
+        >>> model.switch_to_deploy()  # plain convolutions, the same outputs
+        >>> folded = model(x)
+        >>> bool((folded[-1] - outputs[-1]).abs().max() < 1e-4 * outputs[-1].abs().max())
+        True
     """
     arch_settings = ARCH_SETTINGS
     num_stages = 4
@@ -234,8 +205,9 @@ class RapidNet(BaseBackbone):
         super().__init__(init_cfg=init_cfg)
         settings = resolve_arch(arch)
         self.arch = settings
-        blocks, channels = settings['blocks'], settings['channels']
-        self.num_stages = len(blocks)
+        ir_blocks, mldc_blocks = settings['ir_blocks'], settings['mldc_blocks']
+        channels = settings['channels']
+        self.num_stages = len(channels)
         self.channels = channels
         self.out_indices = self._check_out_indices(out_indices, self.num_stages)
         if not isinstance(frozen_stages, int) or not -1 <= frozen_stages <= self.num_stages:
@@ -251,9 +223,9 @@ class RapidNet(BaseBackbone):
         self.deploy = deploy
 
         self.stem = Stem(in_channels, channels[0], norm_cfg, act_cfg, deploy)
-        rates = drop_path_rates(blocks, drop_path_rate, drop_path_schedule)
+        rates = drop_path_rates(ir_blocks, mldc_blocks, drop_path_rate, drop_path_schedule)
         self.stages = nn.ModuleList()
-        for i, ((n_ir, n_mldc), c) in enumerate(zip(blocks, channels)):
+        for i, (n_ir, n_mldc, c) in enumerate(zip(ir_blocks, mldc_blocks, channels)):
             layers = []
             if i > 0:
                 layers.append(Downsample(channels[i - 1], c, norm_cfg, deploy))
@@ -262,7 +234,7 @@ class RapidNet(BaseBackbone):
                                                norm_cfg, act_cfg, deploy))
             for j in range(n_ir, n_ir + n_mldc):
                 layers.append(MLDCBlock(c, rates[i][j], layer_scale_init_value, mixer_kwargs,
-                                        ffn_type == 'large_kernel', norm_cfg, act_cfg, deploy))
+                                        ffn_type, norm_cfg, act_cfg, deploy))
             self.stages.append(nn.Sequential(*layers))
 
         self._init_original_weights()

@@ -5,7 +5,7 @@ on CUDA against CPU), backbone (each RapidNet's CUDA outputs against CPU), train
 train_cls (a few AMP/SyncBN iterations of each task's recipe on synthetic data through torchrun),
 infer (images/s and peak memory at batch 256 against the timm peers). Writes gpu_check.json and
 gpu_check.md to --out and prints the tables; exit status 1 when a check failed, 2 when it cannot
-run here. The code is rapidnet_mm/analysis/gpu_check.py.
+run here. The code is rapidnet_mm/analysis/gpu_check.py and the gpu_check_*.py beside it.
 
 Usage: python tools/analysis_tools/gpu_check.py --out DIR [--rehearse-on-cpu]
        [--stages STAGE ...] [--work-dir DIR]

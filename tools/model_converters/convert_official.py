@@ -41,10 +41,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def load_official(path: str) -> dict:
     """``torch.load`` with ``weights_only=True``, allowing exactly ``argparse.Namespace``."""
-    from rapidnet_mm.checkpoints.loading import load_checkpoint_file
+    from rapidnet_mm.checkpoints.safe_load import AUTHORS_GLOBALS, safe_torch_load
     print(f'loading {path} with weights_only=True, allowing exactly one extra type: '
           'argparse.Namespace (the training arguments the authors pickled)')
-    return load_checkpoint_file(path)
+    return safe_torch_load(path, 'cpu', extra=AUTHORS_GLOBALS)
 
 
 def main(argv=None) -> int:

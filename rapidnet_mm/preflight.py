@@ -1,13 +1,13 @@
-"""What tools/train.py and tools/test.py share: one entry point for mmpretrain, mmdet and mmseg
-configs. The config's ``default_scope`` picks the library; mmengine's Runner does the work."""
+"""What ``tools/train.py`` and ``tools/test.py`` do to a run's config before mmengine's Runner is
+built: the checks that stop early with one line (dataset roots, pretrained files, devices), the
+CPU set-up of a distributed run, the test visualization, and building the Runner itself."""
 import os
 import os.path as osp
-from typing import Any, Callable, Iterable, List, Optional
+from typing import Iterable, List, Optional
 
 from mmengine.config import Config
 
-from .config import ConfigError, own_value_error
-from .errors import DEBUG_ENV
+from .config import ConfigError
 
 # init_cfg types that load a checkpoint file (mmengine's and ours, which also reads the authors'
 # files as published).
@@ -159,6 +159,8 @@ def check_training_devices(cfg: Config) -> None:
 
 
 def build_runner(cfg: Config):
+    """mmengine's Runner (or the config's ``runner_type``) for ``cfg``, after the device
+    checks and set-up a run needs (:func:`check_sync_bn`, :func:`prepare_cpu_distributed`)."""
     from mmengine.registry import RUNNERS
     from mmengine.runner import Runner
     check_sync_bn(cfg)
@@ -166,136 +168,6 @@ def build_runner(cfg: Config):
     if 'runner_type' in cfg:
         return RUNNERS.build(cfg)
     return Runner.from_cfg(cfg)
-
-
-def read_test_checkpoint(cfg: Config, checkpoint: str, weights: str = 'ema'):
-    """Read the weights ``tools/test.py`` evaluates: a local path or a URL (downloaded by
-    :mod:`rapidnet_mm.checkpoints.hub`), in the authors' layout or ours.
-
-    A checkpoint in our names becomes ``cfg.load_from`` (the local file), which mmengine's Runner
-    loads as always, its hooks included (e.g. the EMA hook's swap). An authors' file is converted
-    in memory, exactly as ``tools/model_converters/convert_official.py`` converts it, and
-    :func:`load_test_weights` loads it into the built model.
-
-    Args:
-        cfg: The test config (``load_from`` is set here for checkpoints in our names).
-        checkpoint: The path or URL given on the command line.
-        weights: 'ema' or 'raw', for the authors' ImageNet files.
-
-    Returns:
-        The :class:`~rapidnet_mm.checkpoints.loading.CheckpointWeights` read.
-
-    Raises:
-        ConfigError: a missing file, a failed download, an unreadable file or one that fits no
-            layout (its keys listed), or ``weights`` that does not apply to the file.
-    """
-    from .checkpoints import CheckpointDownloadError, CheckpointLayoutError, fetch_checkpoint
-    from .checkpoints.loading import read_checkpoint_file, read_weights
-    try:
-        loaded = read_weights(read_checkpoint_file(checkpoint), weights=weights)
-        if loaded.conversion is None:
-            cfg.load_from = fetch_checkpoint(checkpoint)  # the local (cached) file
-    except CheckpointLayoutError as err:
-        raise ConfigError(f'{checkpoint}: {err}') from None
-    except (FileNotFoundError, CheckpointDownloadError, ValueError) as err:
-        raise ConfigError(str(err)) from None
-    return loaded
-
-
-def load_test_weights(runner, loaded, checkpoint: str) -> None:
-    """After :func:`build_runner`, before ``runner.test()``: load converted authors' weights
-    strictly into the model; for a checkpoint in our names (loaded by mmengine from
-    ``load_from``), stop if none of its tensors belongs to the model (a foreign file, keys
-    listed), which mmengine's non-strict loading would only warn about.
-
-    Raises:
-        CheckpointLayoutError: a file that fits neither layout, or converted weights that do
-            not fit the config's model (missing, unexpected or misshapen tensors listed).
-    """
-    import re
-
-    from mmengine.model import is_model_wrapper
-
-    from .checkpoints import CheckpointLayoutError
-    from .checkpoints.loading import load_into
-    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-    if loaded.conversion is not None:
-        load_into(model, loaded, checkpoint)
-        return
-    own = set(model.state_dict())
-    if not {re.sub(r'^module\.', '', k) for k in loaded.state_dict} & own:
-        raise CheckpointLayoutError(
-            f"{checkpoint} fits neither layout: not an authors' RapidNet checkpoint and none of "
-            f"its tensors belongs to this config's {type(model).__name__}; its keys are",
-            sorted(loaded.state_dict))
-
-
-def _config_path(node, target: dict, path: str) -> Optional[str]:
-    """Where in ``node`` the dict ``target`` (a config being built) is, e.g. model.backbone."""
-    if isinstance(node, dict):
-        if node.get('type') == target.get('type') and all(
-                target.get(k) == v for k, v in node.items() if k != '_scope_'):
-            return path
-        children = node.items()
-    elif isinstance(node, (list, tuple)):
-        children = ((str(i), v) for i, v in enumerate(node))
-    else:
-        return None
-    for key, value in children:
-        found = _config_path(value, target, f'{path}.{key}' if path else key)
-        if found:
-            return found
-    return None
-
-
-def _setting_being_built(err: BaseException, cfg: Config) -> Optional[str]:
-    """The config path of the innermost registry build that ``err`` passed through."""
-    built = None
-    tb = err.__traceback__
-    while tb is not None:
-        frame = tb.tb_frame
-        if frame.f_code.co_name == 'build_from_cfg' and isinstance(frame.f_locals.get('cfg'),
-                                                                   dict):
-            built = frame.f_locals['cfg']
-        tb = tb.tb_next
-    return None if built is None else _config_path(cfg.to_dict(), built, '')
-
-
-def config_error_message(err: BaseException, cfg: Config,
-                         cfg_options: Optional[dict]) -> Optional[str]:
-    """The one-line message for our own clear ValueError raised while ``cfg`` ran; None for
-    anything else (whose traceback must stay).
-
-    The message names the config setting the error came from (the model part being built, and
-    the ``--cfg-options`` that set something in it).
-    """
-    own = own_value_error(err)
-    if own is None:
-        return None
-    line = str(own)
-    where = _setting_being_built(own, cfg)
-    if where:
-        given = [f'{k}={v}' for k, v in (cfg_options or {}).items()
-                 if k == where or k.startswith(where + '.')]
-        line += f' (in {where}' + (f', set by --cfg-options {" ".join(given)}' if given
-                                   else '') + ')'
-    return line + f'; for the traceback rerun with --debug or {DEBUG_ENV}=1'
-
-
-def run_reporting_config_errors(work: Callable[[], Any], cfg: Config,
-                                cfg_options: Optional[dict], debug: bool = False) -> Any:
-    """Run ``work`` (building and running the Runner); our own clear ValueError in the config
-    becomes a :class:`ConfigError` naming the setting (one ``error:`` line and exit status 2
-    through :func:`rapidnet_mm.cli.run_tool`), unless ``debug`` or ``RAPIDNET_MM_DEBUG=1`` asks
-    for the original traceback. Every other exception propagates unchanged."""
-    try:
-        return work()
-    except Exception as err:
-        message = None if debug or os.environ.get(DEBUG_ENV) == '1' else config_error_message(
-            err, cfg, cfg_options)
-        if message is None:
-            raise
-        raise ConfigError(message) from err
 
 
 def enable_test_visualization(cfg: Config, show_dir: str,
