@@ -37,12 +37,12 @@ def make_digits_folder(root: str, size: int = 32, val_fraction: float = 0.2,
     Raises:
         InputError: a size below 8 or a fraction outside (0, 1).
     """
-    from PIL import Image
-    from sklearn.datasets import load_digits
     if size < 8:
         raise InputError(f'size {size}: the scans are 8x8; give 8 or more')
     if not 0 < val_fraction < 1:
         raise InputError(f'val_fraction {val_fraction}: give a fraction between 0 and 1')
+    from PIL import Image
+    from sklearn.datasets import load_digits
     digits = load_digits()
     rng = np.random.default_rng(seed)
     counts = dict.fromkeys(SPLITS, 0)
