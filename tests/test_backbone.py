@@ -54,7 +54,7 @@ def test_variant_table_is_the_papers():
     assert b['channels'] == (64, 128, 224, 416) and b['head_width'] == 768
     assert dict(ti) == dict(ir_blocks=(2, 2, 6, 2), mldc_blocks=(0, 0, 2, 2),
                             channels=(32, 64, 112, 224), head_width=512)
-    assert ti['blocks'] == ((2, 0), (2, 0), (6, 2), (2, 2))  # the old key, derived
+    assert 'blocks' not in ti and 'embed_dims' not in ti  # the old keys, refused (below)
     assert RapidNet(dict(ti)).arch == ti  # a custom dict with the table's keys
 
 

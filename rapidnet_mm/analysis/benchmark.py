@@ -520,9 +520,11 @@ def arch_of(model) -> str:
     """The variant name ('ti', ...) of a model's RapidNet backbone, or '' for other models."""
     backbone = getattr(model, 'backbone', None)
     channels = getattr(backbone, 'channels', None)
-    blocks = (getattr(backbone, 'arch', None) or {}).get('blocks')  # None: not a RapidNet
+    arch = getattr(backbone, 'arch', None) or {}  # empty: not a RapidNet
+    counts = tuple(tuple(arch.get(k) or ()) for k in ('ir_blocks', 'mldc_blocks'))
     for name, s in ARCH_SETTINGS.items():
-        if tuple(s['channels']) == tuple(channels or ()) and tuple(s['blocks']) == blocks:
+        if (tuple(s['channels']) == tuple(channels or ())
+                and (tuple(s['ir_blocks']), tuple(s['mldc_blocks'])) == counts):
             return name
     return ''
 

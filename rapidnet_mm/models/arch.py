@@ -16,10 +16,6 @@ class ArchSettings(Mapping):
     (``ir_blocks``), its MLDC block count (``mldc_blocks``, after the inverted-residual ones) and
     its width (``channels``); ``head_width``: the width of the classification head's embedding
     (1x1 conv after pooling).
-
-    ``settings['blocks']`` (and ``.get('blocks')``), the two counts as per-stage pairs, is
-    derived, deprecated and not among the keys: it is what the table held before
-    (``analysis/benchmark.py`` still reads it).
     """
 
     def __init__(self, ir_blocks: Sequence[int], mldc_blocks: Sequence[int],
@@ -28,8 +24,6 @@ class ArchSettings(Mapping):
                             channels=tuple(channels), head_width=head_width)
 
     def __getitem__(self, key: str):
-        if key == 'blocks':
-            return tuple(zip(self._fields['ir_blocks'], self._fields['mldc_blocks']))
         return self._fields[key]
 
     def __iter__(self):
