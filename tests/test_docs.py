@@ -231,3 +231,14 @@ def test_the_checker_catches_wrong_paths_options_and_anchors(tmp_path, monkeypat
     monkeypatch.setattr(sys.modules[__name__], 'ROOT', str(tmp_path))
     (tmp_path / 'x.md').write_text('Run `python tools/deployment/export.py C --formatt onnx`.\n')
     assert list(tool_calls('x.md')) == [('tools/deployment/export.py', ['--formatt'])]
+
+
+def test_the_package_map_lists_every_module():
+    """docs/DEVELOPING.md's module table has a row for every module of the package (its paths
+    existing is checked above), so the map stays true of the code."""
+    with open(osp.join(ROOT, 'docs', 'DEVELOPING.md')) as f:
+        rows = set(re.findall(r'^\| `(rapidnet_mm/[\w/]+\.py)` \|', f.read(), flags=re.M))
+    modules = {osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'rapidnet_mm', '**', '*.py'),
+                                                      recursive=True)}
+    assert modules - rows == set()
+    assert len(modules) > 60
