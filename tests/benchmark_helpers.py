@@ -6,7 +6,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
-from rapidnet_mm.analysis.benchmark import Accuracy, Subject
+from rapidnet_mm.analysis.subjects import Accuracy, Subject
 from rapidnet_mm.timing import Timing
 
 

@@ -3,7 +3,8 @@ import pytest
 from benchmark_helpers import TinyNet, UntraceableNet, tiny_subject
 from deploy_helpers import config_path, load_tool
 
-from rapidnet_mm.analysis.benchmark import PEERS, Settings, fixed_input_size, measure
+from rapidnet_mm.analysis.benchmark import Settings, measure
+from rapidnet_mm.analysis.subjects import PEERS, fixed_input_size
 from rapidnet_mm.analysis.benchmark_report import format_table, summary_lines
 from rapidnet_mm.deploy.cpu_features import cpu_features
 

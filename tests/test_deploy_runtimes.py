@@ -8,8 +8,8 @@ import torch
 from deploy_helpers import config_path, perturb, rel_diff
 
 from rapidnet_mm.config import build_model, load_model_config
-from rapidnet_mm.analysis.benchmark import (GEMM_SIZE, Settings, Subject, config_subject,
-                                          fastest_exact, measure, peak_macs)
+from rapidnet_mm.analysis.benchmark import GEMM_SIZE, Settings, fastest_exact, measure, peak_macs
+from rapidnet_mm.analysis.subjects import Subject, config_subject
 from rapidnet_mm.deploy.runtime import FILE_RUNTIMES, RUNTIMES, RuntimeSetupError, build_runtime
 from rapidnet_mm.models import RapidNet
 

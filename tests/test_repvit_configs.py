@@ -156,7 +156,8 @@ def test_repvit_backbone_export_module_matches_pytorch():
 
 @pytest.mark.core
 def test_benchmark_times_a_repvit_config_in_both_forms():
-    from rapidnet_mm.analysis.benchmark import config_subject, relative_difference
+    from rapidnet_mm.analysis.benchmark import relative_difference
+    from rapidnet_mm.analysis.subjects import config_subject
     _, model = load_through_tools(CLS['m0_9'])
     subject = config_subject('RepViT-M0.9 (config)', model)
     assert subject.what == 'classifier'

@@ -7,8 +7,9 @@ from ..deploy.cpu_features import cpu_features
 from ..deploy.runtime import INT8_RUNTIMES
 from ..errors import InputError
 from ..timing import Timing
-from .benchmark import (GEMM_SIZE, INT8, PEERS, Settings, Subject, entry_labels, fastest_exact,
-                        label, peak_macs)
+from .benchmark import (GEMM_SIZE, INT8, Settings, entry_labels, fastest_exact, label,
+                        peak_macs)
+from .subjects import PEERS, Subject
 
 
 def format_table(subjects: List[Subject], batch: int, settings: Settings, forms: List[str],

@@ -32,7 +32,7 @@ class Plan:
     infer_warmup: int = 10
     infer_runs: int = 50             # benchmark.measure times max(5, runs // 5) at batch > 1
     infer_archs: tuple = ARCHS
-    infer_peers: Optional[tuple] = None  # None: all of benchmark.PEERS
+    infer_peers: Optional[tuple] = None  # None: all of subjects.PEERS
     backbone_batch: int = 2
 
 

@@ -130,8 +130,8 @@ def stage_backbone(ctx: 'Context') -> dict:
 
 def stage_infer(ctx: 'Context') -> dict:
     import torch
-    from rapidnet_mm.analysis.benchmark import (PEERS, Settings, config_subject, make_input,
-                                                measure, peer_subject, prepare)
+    from rapidnet_mm.analysis.benchmark import Settings, make_input, measure, prepare
+    from rapidnet_mm.analysis.subjects import PEERS, config_subject, peer_subject
     from rapidnet_mm.config import build_model, load_model_config
     plan = ctx.plan
     device = 'cpu' if ctx.rehearsal else 'cuda'

@@ -19,8 +19,8 @@ import sys
 
 import torch
 
-from rapidnet_mm.analysis.benchmark import (PEERS, Settings, fixed_input_size, measure,
-                                            peer_subject, subject_for_config)
+from rapidnet_mm.analysis.benchmark import Settings, measure
+from rapidnet_mm.analysis.subjects import PEERS, fixed_input_size, peer_subject, subject_for_config
 from rapidnet_mm.analysis.benchmark_report import (default_plot_runtime, format_table, machine,
                                                    plot_accuracy_latency, summary_lines)
 from rapidnet_mm.cli import add_device_option, add_input_size, check_output_path, run_tool
