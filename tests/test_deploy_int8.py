@@ -126,6 +126,14 @@ def test_int8_files_are_written_and_reported(tmp_path, fmt, name):
         ['m.bin', 'm.xml'] if fmt == 'openvino' else [name])
     if fmt == 'onnx':
         assert onnx_int8_weight_range(out) == (-onnx_export.WEIGHT_BOUND, onnx_export.WEIGHT_BOUND)
+        import onnx
+        graph = onnx.load(out)
+        opset = onnx_export.int8_default_opset()
+        assert [o.version for o in graph.opset_import if o.domain in ('', 'ai.onnx')] == [opset]
+        ops = [n.op_type for n in graph.graph.node]
+        if opset >= onnx_export.GELU_OPSET:  # every GELU one op, no Erf left to quantize apart
+            assert ops.count('Gelu') == 39 and 'Erf' not in ops
+        assert f'\n    opset {opset}: GELU as ' in printed
 
 
 def onnx_int8_weight_range(path):

@@ -123,12 +123,16 @@ def _build_file_runtime(module: nn.Module, runtime: str, example: torch.Tensor,
             pte = load_pte(path)
             # the runtime's tensors may be reused by its next call: copy them out
             return lambda x: _single([o.clone() for o in pte(x)])
-        from .onnx_export import onnxruntime_session, quantize_onnx, write_onnx
+        from .onnx_export import (DEFAULT_OPSET, int8_default_opset, onnxruntime_session,
+                                  quantize_onnx, write_onnx)
         from .openvino_export import compile_openvino, quantize_openvino, run_openvino
         path = osp.join(tmp, 'model.onnx')
-        write_onnx(module, example, path, 'input', [])
+        int8_onnx = runtime == 'onnxruntime' and calibration is not None
+        # the int8 file at the opset `export.py --quantize int8` writes (GELU as one op)
+        write_onnx(module, example, path, 'input', [],
+                   int8_default_opset() if int8_onnx else DEFAULT_OPSET)
         if runtime == 'onnxruntime':
-            if calibration is not None:
+            if int8_onnx:
                 quantize_onnx(path, path, 'input', [c.numpy() for c in calibration])
             # No spinning: the benchmark's sessions (every model and form) and runtimes take
             # turns, and spinning pools made its onnxruntime figures 2-3x slower (deployment.md 6).

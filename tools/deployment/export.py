@@ -30,7 +30,7 @@ from rapidnet_mm.deploy.export_module import TASKS, check_input_size
 from rapidnet_mm.deploy.formats import FORMATS, check_request, export_model
 from rapidnet_mm.deploy.int8 import (DEFAULT_MIN_PIXEL_AGREEMENT, DEFAULT_MIN_PSNR,
                                      DEFAULT_MIN_TOP1_AGREEMENT, QUANTIZE)
-from rapidnet_mm.deploy.onnx_export import DEFAULT_OPSET
+from rapidnet_mm.deploy.onnx_export import DEFAULT_OPSET, GELU_OPSET
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,7 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                             help='xnnpack (default: CPU kernels of Android and iOS, run and '
                             'checked here) or coreml (Apple devices only; not run here)')
     onnx = parser.add_argument_group('ONNX only')
-    onnx.add_argument('--opset', type=int, help=f'ONNX opset (default {DEFAULT_OPSET})')
+    onnx.add_argument('--opset', type=int, help=f'ONNX opset (default {DEFAULT_OPSET}; with '
+                      f'--quantize int8 {GELU_OPSET}, GELU as one op, where torch writes it)')
     quant = parser.add_argument_group('ExecuTorch, ONNX and OpenVINO: static int8')
     quant.add_argument('--quantize', choices=QUANTIZE,
                        help='int8 weights (per channel) and activations, calibrated on --calib; '
