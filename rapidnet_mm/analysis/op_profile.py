@@ -1,0 +1,201 @@
+"""Where an int8 file's time goes: per-operator profiles of a model's fp32 and static int8 files in
+ONNX Runtime (its profiler) and OpenVINO (its performance counters), side by side.
+
+The files are those the benchmark times (:func:`~rapidnet_mm.deploy.runtime.build_runtime`'s
+exporter, quantizer and calibration images). Each profile entry is attributed to an operator
+kind: convolutions by their structure in the fp32 ONNX graph (depthwise, pointwise, dense or
+dilated kxk, the image's first convolution), everything else by the runtime's own operator name.
+The runtimes' profilers report per-node kernel times; neither has a call that groups them this
+way, hence this module.
+"""
+import collections
+import json
+import os.path as osp
+import tempfile
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ..errors import InputError
+
+RUNTIMES = ('onnxruntime', 'openvino')
+CONV_OPS = ('Conv', 'FusedConv', 'QLinearConv', 'NchwcConv', 'Convolution', 'GroupConvolution')
+# The runtimes' names of operators that are the same thing, as this report names them
+OP_NAMES = {
+    'Gelu': 'GELU', 'QuantizeLinear': 'quantize', 'DequantizeLinear': 'dequantize',
+    'FakeQuantize': 'quantize', 'Transpose': 'layout change', 'Reorder': 'layout change',
+    'ReorderInput': 'layout change', 'ReorderOutput': 'layout change',
+    # int8 kernels of an fp32 operator: compared on one row
+    'QGemm': 'Gemm', 'FullyConnectedQuantizedLegacy': 'FullyConnected',
+}
+QLINEAR = 'QLinear'  # ONNX Runtime's int8 kernels of Add, GlobalAveragePool, ...
+
+
+def conv_kind(weight_shape: Sequence[int], group: int, dilation: Sequence[int]) -> str:
+    """What a convolution is, from its weight shape ``(O, I/group, kh, kw)``, group and
+    dilation: 'depthwise 3x3', 'pointwise', 'dense 3x3', 'dilated 3x3 (d=2)' or 'image 3x3'
+    (the convolution of the 3 image channels)."""
+    out_channels, in_per_group, kh, kw = weight_shape
+    size = f'{kh}x{kw}'
+    if in_per_group == 3 and group == 1:
+        return f'image {size}'
+    if in_per_group == 1 and group > 1:
+        return f'depthwise {size}' + ('' if max(dilation) == 1 else f' (d={max(dilation)})')
+    if (kh, kw) == (1, 1):
+        return 'pointwise'
+    if max(dilation) > 1:
+        return f'dilated {size} (d={max(dilation)})'
+    return f'dense {size}' + ('' if group == 1 else f' (groups={group})')
+
+
+def onnx_conv_kinds(path: str) -> Dict[str, str]:
+    """Every Conv node of an ONNX file, by name, mapped to :func:`conv_kind`."""
+    import onnx
+    graph = onnx.load(path).graph
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    kinds = {}
+    for node in graph.node:
+        if node.op_type != 'Conv' or node.input[1] not in shapes:
+            continue
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        kinds[node.name] = conv_kind(shapes[node.input[1]], attrs.get('group', 1),
+                                     attrs.get('dilations', (1, 1)))
+    return kinds
+
+
+def attribute(node_name: str, op: str, kinds: Dict[str, str]) -> str:
+    """The row a profile entry goes to: a convolution's kind (the Conv node whose name is the
+    longest prefix of the runtime's node name: runtimes suffix the names of the nodes they fuse
+    or rewrite), else the operator's name."""
+    if op in CONV_OPS:
+        owner = max((n for n in kinds if node_name.startswith(n)), key=len, default=None)
+        return f'conv: {kinds[owner]}' if owner else 'conv: other'
+    if op.startswith(QLINEAR):
+        op = op[len(QLINEAR):]
+    return OP_NAMES.get(op, op)
+
+
+@dataclass
+class OpProfile:
+    """Mean microseconds per run of each row (:func:`attribute`), and how many nodes it has."""
+    runtime: str
+    form: str  # 'fp32' or 'int8'
+    us: Dict[str, float] = field(default_factory=lambda: collections.defaultdict(float))
+    nodes: Dict[str, int] = field(default_factory=lambda: collections.defaultdict(int))
+
+    @property
+    def total(self) -> float:
+        return sum(self.us.values())
+
+
+def profile_onnxruntime(path: str, image: np.ndarray, kinds: Dict[str, str], form: str,
+                        runs: int, threads: int) -> OpProfile:
+    """ONNX Runtime's profiler over ``runs`` runs of ``path`` (after one untimed run)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    with tempfile.TemporaryDirectory() as tmp:
+        options.enable_profiling = True
+        options.profile_file_prefix = osp.join(tmp, 'profile')
+        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        feed = {session.get_inputs()[0].name: image}
+        for _ in range(runs + 1):
+            session.run(None, feed)
+        with open(session.end_profiling()) as f:
+            events = json.load(f)
+    profile = OpProfile('onnxruntime', form)
+    seen = collections.Counter()
+    for event in events:
+        if event.get('cat') != 'Node' or not event['name'].endswith('_kernel_time'):
+            continue
+        name, op = event['name'][:-len('_kernel_time')], event['args']['op_name']
+        seen[name] += 1
+        if seen[name] == 1:  # the first run warms the profiled session up
+            continue
+        row = attribute(name, op, kinds)
+        profile.us[row] += event['dur'] / runs
+        profile.nodes[row] += seen[name] == 2
+    return profile
+
+
+def profile_openvino(model, image: np.ndarray, kinds: Dict[str, str], form: str, runs: int,
+                     threads: int) -> OpProfile:
+    """OpenVINO's performance counters over ``runs`` runs (after one untimed run) of ``model``
+    compiled as the benchmark compiles it (float32, latency)."""
+    import openvino as ov
+    config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
+              'INFERENCE_NUM_THREADS': threads, 'PERF_COUNT': True}
+    request = ov.Core().compile_model(model, 'CPU', config).create_infer_request()
+    request.infer(image)
+    profile = OpProfile('openvino', form)
+    for run in range(runs):
+        request.infer(image)
+        for counter in request.profiling_info:
+            seconds = counter.real_time.total_seconds()
+            if seconds <= 0:  # fused into a neighbour, or not executed
+                continue
+            row = attribute(counter.node_name, counter.node_type, kinds)
+            profile.us[row] += seconds * 1e6 / runs
+            profile.nodes[row] += run == 0
+    return profile
+
+
+def profile_model(module: nn.Module, runtimes: Sequence[str], input_size: Tuple[int, int],
+                  runs: int, threads: int, log: Callable[[str], None] = print
+                  ) -> List[Tuple[OpProfile, OpProfile]]:
+    """(fp32, int8) profiles of a classifier's forward ``module`` (normalised input) in each
+    runtime, its int8 form made as the benchmark's ``--quantize`` makes it."""
+    from ..deploy.onnx_export import (DEFAULT_OPSET, int8_default_opset, quantize_onnx,
+                                      write_onnx)
+    from ..deploy.openvino_export import import_openvino, quantize_openvino
+    from .benchmark import calibration_batches
+    unknown = [r for r in runtimes if r not in RUNTIMES]
+    if unknown:
+        raise InputError(f'cannot profile {unknown}; choose from {RUNTIMES}')
+    module = module.eval()
+    example = torch.randn(1, 3, *input_size, generator=torch.Generator().manual_seed(0))
+    image = example.numpy()
+    calibration = [c.numpy() for c in calibration_batches(1, input_size)]
+    pairs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for runtime in runtimes:
+            # the benchmark's files: the int8 ONNX file at the exporter's int8 opset, the
+            # OpenVINO model converted from the fp32 ONNX file
+            opset = int8_default_opset() if runtime == 'onnxruntime' else DEFAULT_OPSET
+            fp32 = osp.join(tmp, f'{runtime}.onnx')
+            log(f'{runtime}: exporting and quantizing')
+            write_onnx(module, example, fp32, 'input', [], opset)
+            kinds = onnx_conv_kinds(fp32)
+            if runtime == 'onnxruntime':
+                int8 = osp.join(tmp, 'int8.onnx')
+                quantize_onnx(fp32, int8, 'input', calibration)
+                pairs.append((profile_onnxruntime(fp32, image, kinds, 'fp32', runs, threads),
+                              profile_onnxruntime(int8, image, kinds, 'int8', runs, threads)))
+            else:
+                ov = import_openvino()
+                int8_model = quantize_openvino(ov.convert_model(fp32), calibration)
+                pairs.append((profile_openvino(fp32, image, kinds, 'fp32', runs, threads),
+                              profile_openvino(int8_model, image, kinds, 'int8', runs, threads)))
+    return pairs
+
+
+def format_pair(fp32: OpProfile, int8: OpProfile) -> List[str]:
+    """A markdown table of one runtime: each row's fp32 and int8 time, its share of the run and
+    the int8 speed-up, slowest fp32 rows first; then the totals."""
+    rows = sorted(set(fp32.us) | set(int8.us), key=lambda r: (-fp32.us.get(r, 0),
+                                                               -int8.us.get(r, 0), r))
+    lines = [f'{fp32.runtime}: fp32 {fp32.total / 1e3:.2f} ms, int8 {int8.total / 1e3:.2f} ms '
+             f'({fp32.total / int8.total:.2f}x), summed kernel times per run',
+             '', '| operator | nodes fp32 / int8 | fp32 us (share) | int8 us (share) | '
+             'int8 speed-up |', '|---|---|---|---|---|']
+    for row in rows:
+        a, b = fp32.us.get(row, 0.0), int8.us.get(row, 0.0)
+        speed = f'{a / b:.2f}x' if a and b else ''
+        lines.append(f'| {row} | {fp32.nodes.get(row, 0)} / {int8.nodes.get(row, 0)} | '
+                     f'{a:.0f} ({100 * a / fp32.total:.0f}%) | {b:.0f} '
+                     f'({100 * b / int8.total:.0f}%) | {speed} |')
+    return lines

@@ -1,0 +1,92 @@
+"""tools/analysis_tools/profile_int8.py: per-operator profiles of the fp32 and int8 files (no
+speed is asserted: the figures go in the docs)."""
+import pytest
+from deploy_helpers import config_path, load_tool
+
+from rapidnet_mm.analysis.op_profile import OpProfile, attribute, conv_kind, format_pair
+
+tool = load_tool('analysis_tools/profile_int8')
+
+# RapidNet-Ti's 74 convolutions by kind (the deploy form, the classifier's embedding included)
+TI_CONVS = {'conv: pointwise': 41, 'conv: depthwise 3x3': 12, 'conv: depthwise 7x7': 8,
+            'conv: dilated 3x3 (d=2)': 4, 'conv: dilated 3x3 (d=3)': 4, 'conv: dense 3x3': 4,
+            'conv: image 3x3': 1}
+
+
+@pytest.mark.core
+@pytest.mark.parametrize('shape,group,dilation,kind', [
+    ((16, 3, 3, 3), 1, (1, 1), 'image 3x3'),
+    ((128, 1, 3, 3), 128, (1, 1), 'depthwise 3x3'),
+    ((112, 1, 7, 7), 112, (1, 1), 'depthwise 7x7'),
+    ((112, 1, 3, 3), 112, (2, 2), 'depthwise 3x3 (d=2)'),
+    ((448, 112, 1, 1), 1, (1, 1), 'pointwise'),
+    ((64, 32, 3, 3), 1, (1, 1), 'dense 3x3'),
+    ((64, 8, 3, 3), 4, (1, 1), 'dense 3x3 (groups=4)'),
+    ((112, 112, 3, 3), 1, (3, 3), 'dilated 3x3 (d=3)'),
+])
+def test_convolutions_are_named_by_structure(shape, group, dilation, kind):
+    assert conv_kind(shape, group, dilation) == kind
+
+
+@pytest.mark.core
+def test_profile_entries_go_to_the_conv_whose_name_is_their_longest_prefix():
+    kinds = {'/a/Conv': 'pointwise', '/a/Conv_1': 'depthwise 3x3'}
+    assert attribute('/a/Conv_output_0_nchwc', 'Conv', kinds) == 'conv: pointwise'
+    assert attribute('/a/Conv_1_token_7', 'QLinearConv', kinds) == 'conv: depthwise 3x3'
+    assert attribute('/a/Conv_1/WithoutBiases', 'GroupConvolution', kinds) == \
+        'conv: depthwise 3x3'
+    assert attribute('/b/Conv', 'Convolution', kinds) == 'conv: other'
+    # int8 kernels of an fp32 operator share its row; quantize steps get theirs
+    assert attribute('/x/Add', 'QLinearAdd', kinds) == 'Add'
+    assert attribute('/x/Gemm', 'QGemm', kinds) == 'Gemm'
+    assert attribute('/x/q', 'QuantizeLinear', kinds) == 'quantize'
+    assert attribute('/x/g', 'Gelu', kinds) == 'GELU'
+
+
+@pytest.mark.core
+def test_the_table_gives_each_rows_times_shares_and_speed_up():
+    fp32, int8 = OpProfile('onnxruntime', 'fp32'), OpProfile('onnxruntime', 'int8')
+    fp32.us.update({'conv: pointwise': 600.0, 'GELU': 400.0})
+    fp32.nodes.update({'conv: pointwise': 3, 'GELU': 2})
+    int8.us.update({'conv: pointwise': 200.0, 'GELU': 400.0, 'quantize': 200.0})
+    int8.nodes.update({'conv: pointwise': 3, 'GELU': 2, 'quantize': 4})
+    lines = format_pair(fp32, int8)
+    assert lines[0] == ('onnxruntime: fp32 1.00 ms, int8 0.80 ms (1.25x), summed kernel times '
+                        'per run')
+    assert lines[4:] == ['| conv: pointwise | 3 / 3 | 600 (60%) | 200 (25%) | 3.00x |',
+                         '| GELU | 2 / 2 | 400 (40%) | 400 (50%) | 1.00x |',
+                         '| quantize | 0 / 4 | 0 (0%) | 200 (25%) |  |']
+
+
+@pytest.mark.slow
+def test_rapidnet_ti_is_profiled_in_both_runtimes_every_conv_in_its_row(tmp_path, capsys):
+    pytest.importorskip('onnxruntime')
+    pytest.importorskip('openvino')
+    out = tmp_path / 'profile.md'
+    assert tool.main(['--input-size', '64', '64', '--runs', '2', '--threads', '1',
+                      '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    text = out.read_text()
+    assert text.strip() in printed
+    assert text.startswith('RapidNet-Ti, deploy form, 1x3x64x64, 1 threads, 2 runs, ')
+    sections = text.split('\n\n')[1:]
+    assert [s.split(':')[0] for s in sections[::2]] == ['onnxruntime', 'openvino']
+    for table in sections[1::2]:
+        rows = {line.split(' | ')[0][2:]: line.split(' | ')[1]
+                for line in table.splitlines()[2:]}
+        # every convolution was found in the profile of both files, in its kind's row
+        assert {r: n for r, n in rows.items() if r.startswith('conv:')} == {
+            r: f'{n} / {n}' for r, n in TI_CONVS.items()}
+    onnxruntime_rows = sections[1]
+    assert '| quantize | 0 / ' in onnxruntime_rows and '| GELU | 39 / 39 |' in onnxruntime_rows
+
+
+def test_bad_requests_are_one_line(tmp_path, capsys):
+    assert tool.main([config_path('cls', 'rapidnet_ti_in1k.py'), '--peer', 'mobilenetv2_140']) \
+        == 2
+    assert capsys.readouterr().err == 'error: give a config or --peer, not both\n'
+    assert tool.main(['--runs', '0']) == 2
+    assert capsys.readouterr().err == 'error: --runs 0: give at least 1\n'
+    assert tool.main([config_path('det', 'maskrcnn_rapidnet_s_coco.py'), '--runs', '1']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'is not a classification config' in err
