@@ -1,7 +1,7 @@
 """ExecuTorch export (tools/deployment/export.py --format executorch): the .pte runs here with
 ExecuTorch's runtime and equals PyTorch, every operator is delegated to XNNPACK, and bad
 requests are refused before anything is built; nearest-neighbour upsamplings rewritten as
-transposed convolutions equal PyTorch's bit for bit."""
+transposed convolutions equal PyTorch's bit for bit and are delegated."""
 import os.path as osp
 import sys
 from importlib import metadata
@@ -73,6 +73,20 @@ def test_nearest_upsampling_as_transposed_conv_is_bit_exact(shape):
     # why the scale of 4.1 is left: PyTorch indexes by 1/4.1, not by blocks of 4
     blocks = x.repeat_interleave(4, 2).repeat_interleave(4, 3)
     assert expected[1].equal(blocks) and not expected[4].equal(blocks)
+
+
+@pytest.mark.slow
+def test_nearest_upsamplings_are_delegated_and_exact_in_the_pte(tmp_path):
+    x = torch.randn(1, 16, 8, 5, generator=torch.Generator().manual_seed(4))
+    out = str(tmp_path / 'up.pte')
+    summary = executorch_export.lower_module(Upsamplings().eval(), x, out)
+    assert (summary.calls, summary.nearest_as_conv) == (1, 3)
+    assert summary.not_delegated == {'aten_upsample_nearest2d_vec': 2}
+    assert summary.format().endswith('NOT delegated: aten_upsample_nearest2d_vec x2; 3 '
+                                     'nearest-neighbour upsampling(s) as depthwise transposed '
+                                     'convolutions')
+    for ref, got in zip(Upsamplings()(x), executorch_export.load_pte(out)(x)):
+        assert torch.equal(got, ref)
 
 
 def refused(argv, capsys) -> str:
