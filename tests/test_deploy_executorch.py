@@ -1,11 +1,15 @@
 """ExecuTorch export (tools/deployment/export.py --format executorch): the .pte runs here with
 ExecuTorch's runtime and equals PyTorch, every operator is delegated to XNNPACK, and bad
-requests are refused before anything is built."""
+requests are refused before anything is built; nearest-neighbour upsamplings rewritten as
+transposed convolutions equal PyTorch's bit for bit and are delegated."""
 import os.path as osp
 import sys
 from importlib import metadata
 
 import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
 from deploy_helpers import (FILE_EXPORT_CASES, ExportTool, config_path, export_with_tool,
                             set_up_logging_at_collection)
 
@@ -15,6 +19,7 @@ set_up_logging_at_collection()
 from rapidnet_mm.deploy import executorch_export, input_normalization  # noqa: E402
 from rapidnet_mm.deploy import reference_outputs  # noqa: E402
 from rapidnet_mm.deploy.comparison import random_image  # noqa: E402
+from rapidnet_mm.deploy.nearest import NEAREST, nearest_as_transposed_conv  # noqa: E402
 
 tool = ExportTool('executorch')
 TI = config_path('cls', 'rapidnet_ti_in1k.py')
@@ -38,6 +43,50 @@ def test_pte_runs_here_equals_pytorch_and_is_fully_delegated(tmp_path, capsys, c
     for r, g in zip(ref, got):
         assert g.shape == r.shape
         assert (r - g).abs().max() <= 1e-5 * r.abs().max()
+
+
+class Upsamplings(nn.Module):
+    """Nearest upsamplings: three exact by powers of two (by scale, by size, by two factors)
+    and two that stay: by 3, and by a scale of 4.1 whose output is 4x the input."""
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        return (F.interpolate(x, scale_factor=2, mode='nearest'),
+                F.interpolate(x, size=(4 * h, 4 * w), mode='nearest'),
+                F.interpolate(x, size=(2 * h, 4 * w), mode='nearest'),
+                F.interpolate(x, size=(3 * h, 3 * w), mode='nearest'),
+                F.interpolate(x, scale_factor=4.1, mode='nearest'))
+
+
+@pytest.mark.parametrize('shape', [(2, 5, 3, 7), (1, 16, 8, 5)])
+def test_nearest_upsampling_as_transposed_conv_is_bit_exact(shape):
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(3))
+    module = Upsamplings().eval()
+    program = torch.export.export(module, (x, ))
+    assert nearest_as_transposed_conv(program) == 3
+    targets = [n.target for n in program.graph.nodes if n.op == 'call_function']
+    assert targets.count(NEAREST) == 2
+    assert targets.count(torch.ops.aten.conv_transpose2d.input) == 3
+    expected = module(x)
+    for ref, got in zip(expected, program.module()(x)):
+        assert got.shape == ref.shape and torch.equal(got, ref)
+    # why the scale of 4.1 is left: PyTorch indexes by 1/4.1, not by blocks of 4
+    blocks = x.repeat_interleave(4, 2).repeat_interleave(4, 3)
+    assert expected[1].equal(blocks) and not expected[4].equal(blocks)
+
+
+@pytest.mark.slow
+def test_nearest_upsamplings_are_delegated_and_exact_in_the_pte(tmp_path):
+    x = torch.randn(1, 16, 8, 5, generator=torch.Generator().manual_seed(4))
+    out = str(tmp_path / 'up.pte')
+    summary = executorch_export.lower_module(Upsamplings().eval(), x, out)
+    assert (summary.calls, summary.nearest_as_conv) == (1, 3)
+    assert summary.not_delegated == {'aten_upsample_nearest2d_vec': 2}
+    assert summary.format().endswith('NOT delegated: aten_upsample_nearest2d_vec x2; 3 '
+                                     'nearest-neighbour upsampling(s) as depthwise transposed '
+                                     'convolutions')
+    for ref, got in zip(Upsamplings()(x), executorch_export.load_pte(out)(x)):
+        assert torch.equal(got, ref)
 
 
 def refused(argv, capsys) -> str:

@@ -24,6 +24,7 @@ import torch.nn as nn
 from .comparison import ExportedFileCheck, as_list
 from .export_module import ExportError
 from .int8 import Int8Report
+from .nearest import nearest_as_transposed_conv
 from .pipeline import Exporter, Runner
 
 # The versions measured and tested here beside torch 2.14.1 (requirements/stack.txt pins them).
@@ -101,20 +102,27 @@ def partitioner(delegate: str):
 
 @dataclass
 class Delegation:
-    """What was lowered to the delegate: its calls, how many operators went in, and the
-    operators left to ExecuTorch's portable kernels by name (the count of each)."""
+    """What was lowered to the delegate: its calls, how many operators went in, the operators
+    left to ExecuTorch's portable kernels by name (the count of each), and how many
+    nearest-neighbour upsamplings went in as transposed convolutions (:mod:`.nearest`)."""
     delegate: str
     calls: int
     delegated: int
     not_delegated: Dict[str, int] = field(default_factory=dict)
+    nearest_as_conv: int = 0
 
     def format(self) -> str:
         line = (f'  delegated to {self.delegate}: {self.delegated} operators in {self.calls} '
                 'delegate call(s); ')
         if not self.not_delegated:
-            return line + 'not delegated: none'
-        return line + 'NOT delegated: ' + ', '.join(f'{n} x{c}'
-                                                    for n, c in self.not_delegated.items())
+            line += 'not delegated: none'
+        else:
+            line += 'NOT delegated: ' + ', '.join(f'{n} x{c}'
+                                                  for n, c in self.not_delegated.items())
+        if self.nearest_as_conv:
+            line += (f'; {self.nearest_as_conv} nearest-neighbour upsampling(s) as depthwise '
+                     'transposed convolutions')
+        return line
 
 
 def delegation(edge, delegate: str) -> Delegation:
@@ -128,10 +136,18 @@ def delegation(edge, delegate: str) -> Delegation:
 
 
 def lower(program: torch.export.ExportedProgram, delegate: str, out: str) -> Delegation:
-    """Lower an exported program to ``delegate`` and write the ``.pte`` to ``out``."""
+    """Lower an exported program to ``delegate`` and write the ``.pte`` to ``out``.
+
+    For XNNPACK, which has no nearest-neighbour resize, the exact nearest upsamplings of
+    ``program`` are first rewritten in place as transposed convolutions (:mod:`.nearest`). Only
+    here: ONNX, OpenVINO, Core ML and TorchScript take the resize as it is, and the model itself
+    is not touched.
+    """
     from executorch.exir import to_edge_transform_and_lower
+    rewritten = nearest_as_transposed_conv(program) if delegate == 'xnnpack' else 0
     edge = to_edge_transform_and_lower(program, partitioner=[partitioner(delegate)])
     summary = delegation(edge, delegate)
+    summary.nearest_as_conv = rewritten
     with open(out, 'wb') as f:
         edge.to_executorch().write_to_file(f)
     return summary
