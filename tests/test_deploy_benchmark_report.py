@@ -85,11 +85,19 @@ def test_chart_has_a_panel_per_runtime_fp32_and_int8_markers_and_a_rapidnet_line
                                    (12.0, 78.0, True)]
     assert scatter_points(ov) == [(3.0, 74.7, False), (4.5, 76.3, False), (5.0, 74.7, True),
                                   (6.0, 76.3, True), (7.0, 78.0, False), (9.0, 78.0, True)]
-    # the RapidNets with a top-1 joined, fp32 solid and int8 dashed
+    # the RapidNets with a top-1 joined, fp32 solid and int8 dashed; each model's int8 marker
+    # joined to its fp32 one, dotted
     assert [(ln.get_linestyle(), list(ln.get_xdata()), list(ln.get_ydata()))
             for ln in ort.lines] == [('-', [8.0, 12.0], [76.3, 78.0]),
-                                     ('--', [6.0, 10.0], [76.3, 78.0])]
-    assert len(ov.lines) == 2
+                                     ('--', [6.0, 10.0], [76.3, 78.0]),
+                                     (':', [6.0, 8.0], [76.3, 76.3]),
+                                     (':', [10.0, 12.0], [78.0, 78.0]),
+                                     (':', [4.0, 7.0], [74.7, 74.7])]
+    assert len(ov.lines) == 2 + 3
+    # one name per model, at its fp32 marker
+    assert sorted((t.get_text(), t.xy) for t in ort.texts) == [
+        ('MobileNetV2x1.4', (7.0, 74.7)), ('MobileNetV4-Conv-S', (3.0, 73.8)),
+        ('RapidNet-S', (12.0, 78.0)), ('RapidNet-Ti', (8.0, 76.3))]
     legend = [t.get_text() for t in ort.get_legend().get_texts()]
     assert legend == ['fp32', 'int8', 'RapidNet', 'peers']
     assert fig._suptitle.get_text() == 'cpu: TestCPU (AVX2)\n2 threads, 2026-12-07'

@@ -3,7 +3,12 @@ speed is asserted: the figures go in the docs)."""
 import pytest
 from deploy_helpers import config_path, load_tool
 
-from rapidnet_mm.analysis.op_profile import OpProfile, attribute, conv_kind, format_pair
+import torch
+import torch.nn as nn
+
+from rapidnet_mm.analysis.op_profile import (OnnxRuntimeProfiler, OpProfile, attribute,
+                                             conv_kind, format_pair, onnx_conv_kinds,
+                                             profile_alternating)
 
 tool = load_tool('analysis_tools/profile_int8')
 
@@ -41,6 +46,25 @@ def test_profile_entries_go_to_the_conv_whose_name_is_their_longest_prefix():
     assert attribute('/x/Gemm', 'QGemm', kinds) == 'Gemm'
     assert attribute('/x/q', 'QuantizeLinear', kinds) == 'quantize'
     assert attribute('/x/g', 'Gelu', kinds) == 'GELU'
+
+
+def test_convolutions_fused_with_their_activation_keep_their_kind(tmp_path):
+    # ONNX Runtime names a Conv fused with the Clip of a ReLU6 after the Clip's output
+    pytest.importorskip('onnxruntime')
+    from rapidnet_mm.deploy.onnx_export import write_onnx
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU6(),
+                        nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.ReLU(),
+                        nn.Conv2d(8, 16, 1)).eval()
+    path = str(tmp_path / 'net.onnx')
+    x = torch.randn(1, 3, 32, 32)
+    write_onnx(net, x, path, 'input', [])
+    kinds = onnx_conv_kinds(path)
+    assert sorted(set(kinds.values())) == ['depthwise 3x3', 'image 3x3', 'pointwise']
+    assert sum(name.endswith('Clip') for name in kinds) == 1
+    profile, = profile_alternating(
+        [OnnxRuntimeProfiler(path, x.numpy(), kinds, 'fp32', 1, str(tmp_path))], runs=2)
+    assert {r: n for r, n in profile.nodes.items() if r.startswith('conv')} == {
+        'conv: image 3x3': 1, 'conv: depthwise 3x3': 1, 'conv: pointwise': 1}
 
 
 @pytest.mark.core

@@ -206,8 +206,9 @@ def plot_accuracy_latency(subjects: List[Subject], path: str, runtimes: Sequence
     runtime in ``runtimes``, written as a PNG to ``path``.
 
     One marker per model and precision: fp32 filled circles, the int8 deploy form (with
-    ``--quantize``) hollow triangles; RapidNets red and joined by a line per precision (in the
-    order of ``subjects``), peers blue. Models without a published top-1, and entries that were
+    ``--quantize``) hollow triangles joined to the same model's fp32 marker by a dotted line;
+    RapidNets red and joined by a line per precision (in the order of ``subjects``), peers
+    blue. Each model is named once, at its fp32 marker. Models without a published top-1, and entries that were
     not run, are named in the caption instead.
 
     Args:
@@ -227,10 +228,12 @@ def plot_accuracy_latency(subjects: List[Subject], path: str, runtimes: Sequence
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
     precisions = [('fp32', '', 'o')] + ([('int8', INT8, '^')] if settings.quantize else [])
-    fig, axes = plt.subplots(1, len(runtimes), figsize=(6.5 * len(runtimes), 5.5),
+    fig, axes = plt.subplots(1, len(runtimes), figsize=(6.5 * len(runtimes), 6.5),
                              squeeze=False)
     missing = []
     for ax, runtime in zip(axes[0], runtimes):
+        # model -> precision -> (ms, top-1)
+        placed: Dict[str, Dict[str, tuple]] = {}
         for precision, suffix, marker in precisions:
             name = label('deploy', runtime + suffix)
             if suffix and runtime not in INT8_RUNTIMES:
@@ -246,6 +249,7 @@ def plot_accuracy_latency(subjects: List[Subject], path: str, runtimes: Sequence
                         missing.append(f'{s.name} {name}')
                         continue
                     points.append((t.median_ms, s.accuracy.top1, s.name))
+                    placed.setdefault(s.name, {})[precision] = (t.median_ms, s.accuracy.top1)
                 if not points:
                     continue
                 xs, ys = [p[0] for p in points], [p[1] for p in points]
@@ -254,9 +258,15 @@ def plot_accuracy_latency(subjects: List[Subject], path: str, runtimes: Sequence
                 if family == 'RapidNet' and len(points) > 1:
                     ax.plot(xs, ys, color=color, zorder=2,
                             linestyle='-' if precision == 'fp32' else '--')
-                for ms, top1, model in points:
-                    ax.annotate(model if precision == 'fp32' else f'{model} int8', (ms, top1),
-                                textcoords='offset points', xytext=(4, 4), fontsize=7)
+        for model, at in placed.items():
+            # one name per model, at its fp32 marker; its int8 marker joined to it by a dotted
+            # line (the same top-1), so that the int8 gain reads as that line's length
+            ms, top1 = at.get('fp32', at.get('int8'))
+            ax.annotate(model if 'fp32' in at else f'{model} int8', (ms, top1),
+                        textcoords='offset points', xytext=(4, 4), fontsize=7)
+            if len(at) == 2:
+                ax.plot([at['int8'][0], at['fp32'][0]], [top1, top1], linestyle=':',
+                        color='gray', linewidth=1, zorder=1)
         ax.set_title(runtime)
         ax.set_xlabel(f'latency, batch 1, {input_size[0]}x{input_size[1]} (ms, median)')
         ax.set_ylabel('ImageNet-1K top-1 (%, as published)')

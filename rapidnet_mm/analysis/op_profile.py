@@ -31,6 +31,9 @@ OP_NAMES = {
     # int8 kernels of an fp32 operator: compared on one row
     'QGemm': 'Gemm', 'FullyConnectedQuantizedLegacy': 'FullyConnected',
 }
+# What ONNX Runtime's and OpenVINO's graph optimisers fuse into a preceding convolution
+FUSED_INTO_CONV = ('Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'HardSigmoid', 'Tanh', 'HardSwish',
+                   'Add')
 QLINEAR = 'QLinear'  # ONNX Runtime's int8 kernels of Add, GlobalAveragePool, ...
 
 
@@ -52,7 +55,9 @@ def conv_kind(weight_shape: Sequence[int], group: int, dilation: Sequence[int]) 
 
 
 def onnx_conv_kinds(path: str) -> Dict[str, str]:
-    """Every Conv node of an ONNX file, by name, mapped to :func:`conv_kind`."""
+    """Every Conv node of an ONNX file mapped to :func:`conv_kind`, by the node's name and by its
+    output's; and by the names of the activations and additions that take a convolution's
+    output (runtimes fuse those into the convolution and name the fused node after them)."""
     import onnx
     graph = onnx.load(path).graph
     shapes = {init.name: tuple(init.dims) for init in graph.initializer}
@@ -61,8 +66,14 @@ def onnx_conv_kinds(path: str) -> Dict[str, str]:
         if node.op_type != 'Conv' or node.input[1] not in shapes:
             continue
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        kinds[node.name] = conv_kind(shapes[node.input[1]], attrs.get('group', 1),
-                                     attrs.get('dilations', (1, 1)))
+        kind = conv_kind(shapes[node.input[1]], attrs.get('group', 1),
+                         attrs.get('dilations', (1, 1)))
+        kinds[node.name] = kinds[node.output[0]] = kind
+    for _ in range(2):  # Conv -> Add -> Relu fuses two deep
+        for node in graph.node:
+            owner = next((i for i in node.input if i in kinds), None)
+            if node.op_type in FUSED_INTO_CONV and owner and node.output[0] not in kinds:
+                kinds[node.name] = kinds[node.output[0]] = kinds[owner]
     return kinds
 
 
@@ -91,57 +102,87 @@ class OpProfile:
         return sum(self.us.values())
 
 
-def profile_onnxruntime(path: str, image: np.ndarray, kinds: Dict[str, str], form: str,
-                        runs: int, threads: int) -> OpProfile:
-    """ONNX Runtime's profiler over ``runs`` runs of ``path`` (after one untimed run)."""
-    import onnxruntime as ort
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-    with tempfile.TemporaryDirectory() as tmp:
+class OnnxRuntimeProfiler:
+    """A session of ``path`` with ONNX Runtime's profiler on; :meth:`run` once per profiled run
+    (the first, warming up, is left out), then :meth:`profile`."""
+    runtime = 'onnxruntime'
+
+    def __init__(self, path: str, image: np.ndarray, kinds: Dict[str, str], form: str,
+                 threads: int, folder: str) -> None:
+        import onnxruntime as ort
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
         options.enable_profiling = True
-        options.profile_file_prefix = osp.join(tmp, 'profile')
-        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
-        feed = {session.get_inputs()[0].name: image}
-        for _ in range(runs + 1):
-            session.run(None, feed)
-        with open(session.end_profiling()) as f:
+        options.profile_file_prefix = osp.join(folder, f'profile_{form}')
+        self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        self.feed = {self.session.get_inputs()[0].name: image}
+        self.kinds, self.form, self.runs = kinds, form, -1
+
+    def run(self) -> None:
+        self.session.run(None, self.feed)
+        self.runs += 1
+
+    def profile(self) -> OpProfile:
+        with open(self.session.end_profiling()) as f:
             events = json.load(f)
-    profile = OpProfile('onnxruntime', form)
-    seen = collections.Counter()
-    for event in events:
-        if event.get('cat') != 'Node' or not event['name'].endswith('_kernel_time'):
-            continue
-        name, op = event['name'][:-len('_kernel_time')], event['args']['op_name']
-        seen[name] += 1
-        if seen[name] == 1:  # the first run warms the profiled session up
-            continue
-        row = attribute(name, op, kinds)
-        profile.us[row] += event['dur'] / runs
-        profile.nodes[row] += seen[name] == 2
-    return profile
+        profile = OpProfile(self.runtime, self.form)
+        seen = collections.Counter()
+        for event in events:
+            if event.get('cat') != 'Node' or not event['name'].endswith('_kernel_time'):
+                continue
+            name, op = event['name'][:-len('_kernel_time')], event['args']['op_name']
+            seen[name] += 1
+            if seen[name] == 1:  # the warm-up run
+                continue
+            row = attribute(name, op, self.kinds)
+            profile.us[row] += event['dur'] / self.runs
+            profile.nodes[row] += seen[name] == 2
+        return profile
 
 
-def profile_openvino(model, image: np.ndarray, kinds: Dict[str, str], form: str, runs: int,
-                     threads: int) -> OpProfile:
-    """OpenVINO's performance counters over ``runs`` runs (after one untimed run) of ``model``
-    compiled as the benchmark compiles it (float32, latency)."""
-    import openvino as ov
-    config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
-              'INFERENCE_NUM_THREADS': threads, 'PERF_COUNT': True}
-    request = ov.Core().compile_model(model, 'CPU', config).create_infer_request()
-    request.infer(image)
-    profile = OpProfile('openvino', form)
-    for run in range(runs):
-        request.infer(image)
-        for counter in request.profiling_info:
+class OpenVinoProfiler:
+    """``model`` compiled as the benchmark compiles it (float32, latency) with OpenVINO's
+    performance counters on; :meth:`run` once per profiled run (the first, warming up, is left
+    out), then :meth:`profile`."""
+    runtime = 'openvino'
+
+    def __init__(self, model, image: np.ndarray, kinds: Dict[str, str], form: str,
+                 threads: int) -> None:
+        import openvino as ov
+        config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
+                  'INFERENCE_NUM_THREADS': threads, 'PERF_COUNT': True}
+        self.request = ov.Core().compile_model(model, 'CPU', config).create_infer_request()
+        self.image, self.kinds, self.runs = image, kinds, -1
+        self.totals = OpProfile(self.runtime, form)
+
+    def run(self) -> None:
+        self.request.infer(self.image)
+        self.runs += 1
+        if self.runs == 0:  # the warm-up run
+            return
+        for counter in self.request.profiling_info:
             seconds = counter.real_time.total_seconds()
             if seconds <= 0:  # fused into a neighbour, or not executed
                 continue
-            row = attribute(counter.node_name, counter.node_type, kinds)
-            profile.us[row] += seconds * 1e6 / runs
-            profile.nodes[row] += run == 0
-    return profile
+            row = attribute(counter.node_name, counter.node_type, self.kinds)
+            self.totals.us[row] += seconds * 1e6
+            self.totals.nodes[row] += self.runs == 1
+
+    def profile(self) -> OpProfile:
+        profile = OpProfile(self.runtime, self.totals.form)
+        profile.us.update({r: us / self.runs for r, us in self.totals.us.items()})
+        profile.nodes.update(self.totals.nodes)
+        return profile
+
+
+def profile_alternating(profilers: Sequence, runs: int) -> List[OpProfile]:
+    """Each profiler's warm-up and then ``runs`` profiled runs, the profilers taking turns run by
+    run (so that the machine's drift touches each alike), and their profiles."""
+    for _ in range(runs + 1):
+        for profiler in profilers:
+            profiler.run()
+    return [profiler.profile() for profiler in profilers]
 
 
 def profile_model(module: nn.Module, runtimes: Sequence[str], input_size: Tuple[int, int],
@@ -173,13 +214,14 @@ def profile_model(module: nn.Module, runtimes: Sequence[str], input_size: Tuple[
             if runtime == 'onnxruntime':
                 int8 = osp.join(tmp, 'int8.onnx')
                 quantize_onnx(fp32, int8, 'input', calibration)
-                pairs.append((profile_onnxruntime(fp32, image, kinds, 'fp32', runs, threads),
-                              profile_onnxruntime(int8, image, kinds, 'int8', runs, threads)))
+                profilers = [OnnxRuntimeProfiler(path, image, kinds, form, threads, tmp)
+                             for path, form in ((fp32, 'fp32'), (int8, 'int8'))]
             else:
                 ov = import_openvino()
                 int8_model = quantize_openvino(ov.convert_model(fp32), calibration)
-                pairs.append((profile_openvino(fp32, image, kinds, 'fp32', runs, threads),
-                              profile_openvino(int8_model, image, kinds, 'int8', runs, threads)))
+                profilers = [OpenVinoProfiler(model, image, kinds, form, threads)
+                             for model, form in ((fp32, 'fp32'), (int8_model, 'int8'))]
+            pairs.append(tuple(profile_alternating(profilers, runs)))
     return pairs
 
 
