@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from rapidnet_mm.analysis.op_profile import (OnnxRuntimeProfiler, OpProfile, attribute,
                                              conv_kind, format_pair, onnx_conv_kinds,
-                                             profile_alternating)
+                                             profile_alternating, xnnpack_row)
 
 tool = load_tool('analysis_tools/profile_int8')
 
@@ -68,24 +68,39 @@ def test_convolutions_fused_with_their_activation_keep_their_kind(tmp_path):
 
 
 @pytest.mark.core
+@pytest.mark.parametrize('event,row', [
+    ('Convolution (NHWC, QC8) IGEMM #3', 'conv: IGEMM'),
+    ('Convolution (NHWC, F32) DWConv #12', 'conv: DWConv'),
+    ('Fully Connected (NC, F32) GEMM #1', 'Fully Connected GEMM'),
+    ('Convert (NC, F32, QD8) #1', 'quantize'),
+    ('Convert (NC, QS8, F32) #2', 'dequantize'),
+    ('GELU (NC) #39', 'GELU'),
+    ('native_call__to_dim_order_copy.out', 'native_call__to_dim_order_copy.out'),
+])
+def test_xnnpack_events_are_rows_without_their_precision_and_number(event, row):
+    assert xnnpack_row(event) == row
+
+
+@pytest.mark.core
 def test_the_table_gives_each_rows_times_shares_and_speed_up():
     fp32, int8 = OpProfile('onnxruntime', 'fp32'), OpProfile('onnxruntime', 'int8')
     fp32.us.update({'conv: pointwise': 600.0, 'GELU': 400.0})
     fp32.nodes.update({'conv: pointwise': 3, 'GELU': 2})
     int8.us.update({'conv: pointwise': 200.0, 'GELU': 400.0, 'quantize': 200.0})
-    int8.nodes.update({'conv: pointwise': 3, 'GELU': 2, 'quantize': 4})
+    int8.nodes.update({'conv: pointwise': 3, 'GELU': 1, 'quantize': 4})
     lines = format_pair(fp32, int8)
     assert lines[0] == ('onnxruntime: fp32 1.00 ms, int8 0.80 ms (1.25x), summed kernel times '
                         'per run')
+    # no speed-up where the files differ in the row's nodes (one GELU of two left in int8)
     assert lines[4:] == ['| conv: pointwise | 3 / 3 | 600 (60%) | 200 (25%) | 3.00x |',
-                         '| GELU | 2 / 2 | 400 (40%) | 400 (50%) | 1.00x |',
+                         '| GELU | 2 / 1 | 400 (40%) | 400 (50%) |  |',
                          '| quantize | 0 / 4 | 0 (0%) | 200 (25%) |  |']
 
 
 @pytest.mark.slow
-def test_rapidnet_ti_is_profiled_in_both_runtimes_every_conv_in_its_row(tmp_path, capsys):
-    pytest.importorskip('onnxruntime')
-    pytest.importorskip('openvino')
+def test_rapidnet_ti_is_profiled_in_every_runtime_every_conv_in_its_row(tmp_path, capsys):
+    for package in ('onnxruntime', 'openvino', 'executorch'):
+        pytest.importorskip(package)
     out = tmp_path / 'profile.md'
     assert tool.main(['--input-size', '64', '64', '--runs', '2', '--threads', '1',
                       '--out', str(out)]) == 0
@@ -94,15 +109,18 @@ def test_rapidnet_ti_is_profiled_in_both_runtimes_every_conv_in_its_row(tmp_path
     assert text.strip() in printed
     assert text.startswith('RapidNet-Ti, deploy form, 1x3x64x64, 1 threads, 2 runs, ')
     sections = text.split('\n\n')[1:]
-    assert [s.split(':')[0] for s in sections[::2]] == ['onnxruntime', 'openvino']
-    for table in sections[1::2]:
-        rows = {line.split(' | ')[0][2:]: line.split(' | ')[1]
-                for line in table.splitlines()[2:]}
+    assert [s.split(':')[0] for s in sections[::2]] == ['onnxruntime', 'openvino', 'executorch']
+    rows = [{line.split(' | ')[0][2:]: line.split(' | ')[1] for line in table.splitlines()[2:]}
+            for table in sections[1::2]]
+    for table in rows[:2]:
         # every convolution was found in the profile of both files, in its kind's row
-        assert {r: n for r, n in rows.items() if r.startswith('conv:')} == {
+        assert {r: n for r, n in table.items() if r.startswith('conv:')} == {
             r: f'{n} / {n}' for r, n in TI_CONVS.items()}
-    onnxruntime_rows = sections[1]
-    assert '| quantize | 0 / ' in onnxruntime_rows and '| GELU | 39 / 39 |' in onnxruntime_rows
+    assert rows[0]['GELU'] == '39 / 39' and rows[0]['quantize'].startswith('0 / ')
+    # XNNPACK's own operators: the 41 pointwise convolutions and the classifier as fully
+    # connected GEMMs, the 12 depthwise 3x3 as DWConv, the other 21 convolutions as IGEMM
+    assert {r: rows[2][r] for r in ('Fully Connected GEMM', 'conv: DWConv', 'conv: IGEMM')} == {
+        'Fully Connected GEMM': '42 / 42', 'conv: DWConv': '12 / 12', 'conv: IGEMM': '21 / 21'}
 
 
 def test_bad_requests_are_one_line(tmp_path, capsys):

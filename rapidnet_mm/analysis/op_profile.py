@@ -1,15 +1,19 @@
 """Where an int8 file's time goes: per-operator profiles of a model's fp32 and static int8 files in
-ONNX Runtime (its profiler) and OpenVINO (its performance counters), side by side.
+ONNX Runtime (its profiler), OpenVINO (its performance counters) and ExecuTorch (its event
+tracer's ETDump, read by its Inspector), side by side.
 
 The files are those the benchmark times (:func:`~rapidnet_mm.deploy.runtime.build_runtime`'s
 exporter, quantizer and calibration images). Each profile entry is attributed to an operator
 kind: convolutions by their structure in the fp32 ONNX graph (depthwise, pointwise, dense or
-dilated kxk, the image's first convolution), everything else by the runtime's own operator name.
+dilated kxk, the image's first convolution), everything else by the runtime's own operator name;
+in ExecuTorch every row is an XNNPACK operator (its precision and number left out), as the event
+tracer names them.
 The runtimes' profilers report per-node kernel times; neither has a call that groups them this
 way, hence this module.
 """
 import collections
 import json
+import re
 import os.path as osp
 import tempfile
 from dataclasses import dataclass, field
@@ -21,7 +25,7 @@ import torch.nn as nn
 
 from ..errors import InputError
 
-RUNTIMES = ('onnxruntime', 'openvino')
+RUNTIMES = ('onnxruntime', 'openvino', 'executorch')
 CONV_OPS = ('Conv', 'FusedConv', 'QLinearConv', 'NchwcConv', 'Convolution', 'GroupConvolution')
 # The runtimes' names of operators that are the same thing, as this report names them
 OP_NAMES = {
@@ -35,6 +39,8 @@ OP_NAMES = {
 FUSED_INTO_CONV = ('Relu', 'Clip', 'LeakyRelu', 'Sigmoid', 'HardSigmoid', 'Tanh', 'HardSwish',
                    'Add')
 QLINEAR = 'QLinear'  # ONNX Runtime's int8 kernels of Add, GlobalAveragePool, ...
+# ExecuTorch's events that contain others (the delegate's operators are events of their own)
+ENCLOSING_EVENTS = ('DELEGATE_CALL', 'OPERATOR_CALL', 'Method::execute')
 
 
 def conv_kind(weight_shape: Sequence[int], group: int, dilation: Sequence[int]) -> str:
@@ -87,6 +93,17 @@ def attribute(node_name: str, op: str, kinds: Dict[str, str]) -> str:
     if op.startswith(QLINEAR):
         op = op[len(QLINEAR):]
     return OP_NAMES.get(op, op)
+
+
+def xnnpack_row(event: str) -> str:
+    """The row of an XNNPACK operator's event, e.g. 'Convolution (NHWC, QC8) IGEMM #3' ->
+    'conv: IGEMM', 'Convert (NC, F32, QD8) #1' -> 'quantize'."""
+    name = re.sub(r' #\d+$', '', event)
+    types = re.search(r'\(([^)]*)\)', name)
+    if name.startswith('Convert') and types:
+        return 'dequantize' if types.group(1).endswith('F32') else 'quantize'
+    name = re.sub(r' \([^)]*\)', '', name)
+    return f'conv: {name[len("Convolution "):]}' if name.startswith('Convolution ') else name
 
 
 @dataclass
@@ -176,6 +193,41 @@ class OpenVinoProfiler:
         return profile
 
 
+class ExecuTorchProfiler:
+    """A ``.pte`` loaded with ExecuTorch's event tracer on; :meth:`run` once per profiled run (the
+    first, warming up, is left out), then :meth:`profile`."""
+    runtime = 'executorch'
+
+    def __init__(self, path: str, image: np.ndarray, form: str, threads: int,
+                 folder: str) -> None:
+        from executorch.extension.pybindings.portable_lib import _load_for_executorch
+
+        from ..deploy.executorch_export import set_threads
+        set_threads(threads)
+        self.module = _load_for_executorch(path, enable_etdump=True)
+        self.image, self.form, self.folder, self.runs = torch.from_numpy(image), form, folder, -1
+
+    def run(self) -> None:
+        self.module.run_method('forward', (self.image, ))
+        self.runs += 1
+
+    def profile(self) -> OpProfile:
+        from executorch.devtools import Inspector
+        path = osp.join(self.folder, f'{self.form}.etdp')
+        self.module.write_etdump_result_to_file(path)
+        profile = OpProfile(self.runtime, self.form)
+        for block in Inspector(etdump_path=path).event_blocks:
+            for event in block.events:
+                # loading events have one time, every run's events one per run
+                times = event.perf_data.raw[1:] if event.perf_data is not None else []
+                if not times or event.name in ENCLOSING_EVENTS:
+                    continue
+                row = xnnpack_row(event.name)
+                profile.us[row] += sum(times) * 1e3 / self.runs  # the Inspector's ms
+                profile.nodes[row] += 1
+        return profile
+
+
 def profile_alternating(profilers: Sequence, runs: int) -> List[OpProfile]:
     """Each profiler's warm-up and then ``runs`` profiled runs, the profilers taking turns run by
     run (so that the machine's drift touches each alike), and their profiles."""
@@ -190,44 +242,57 @@ def profile_model(module: nn.Module, runtimes: Sequence[str], input_size: Tuple[
                   ) -> List[Tuple[OpProfile, OpProfile]]:
     """(fp32, int8) profiles of a classifier's forward ``module`` (normalised input) in each
     runtime, its int8 form made as the benchmark's ``--quantize`` makes it."""
-    from ..deploy.onnx_export import (DEFAULT_OPSET, int8_default_opset, quantize_onnx,
-                                      write_onnx)
-    from ..deploy.openvino_export import import_openvino, quantize_openvino
     from .benchmark import calibration_batches
     unknown = [r for r in runtimes if r not in RUNTIMES]
     if unknown:
         raise InputError(f'cannot profile {unknown}; choose from {RUNTIMES}')
     module = module.eval()
     example = torch.randn(1, 3, *input_size, generator=torch.Generator().manual_seed(0))
-    image = example.numpy()
     calibration = [c.numpy() for c in calibration_batches(1, input_size)]
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
         for runtime in runtimes:
-            # the benchmark's files: the int8 ONNX file at the exporter's int8 opset, the
-            # OpenVINO model converted from the fp32 ONNX file
-            opset = int8_default_opset() if runtime == 'onnxruntime' else DEFAULT_OPSET
-            fp32 = osp.join(tmp, f'{runtime}.onnx')
             log(f'{runtime}: exporting and quantizing')
-            write_onnx(module, example, fp32, 'input', [], opset)
-            kinds = onnx_conv_kinds(fp32)
-            if runtime == 'onnxruntime':
-                int8 = osp.join(tmp, 'int8.onnx')
-                quantize_onnx(fp32, int8, 'input', calibration)
-                profilers = [OnnxRuntimeProfiler(path, image, kinds, form, threads, tmp)
-                             for path, form in ((fp32, 'fp32'), (int8, 'int8'))]
-            else:
-                ov = import_openvino()
-                int8_model = quantize_openvino(ov.convert_model(fp32), calibration)
-                profilers = [OpenVinoProfiler(model, image, kinds, form, threads)
-                             for model, form in ((fp32, 'fp32'), (int8_model, 'int8'))]
-            pairs.append(tuple(profile_alternating(profilers, runs)))
+            pairs.append(tuple(profile_alternating(
+                runtime_profilers(runtime, module, example, calibration, threads, tmp), runs)))
     return pairs
 
 
+def runtime_profilers(runtime: str, module: nn.Module, example: torch.Tensor,
+                      calibration: Sequence[np.ndarray], threads: int, folder: str) -> List:
+    """The fp32 and int8 profilers of ``module`` under ``runtime``, with the benchmark's files:
+    the int8 ONNX file at the exporter's int8 opset, the OpenVINO models converted from the fp32
+    ONNX file, the ``.pte`` files lowered as ``--format executorch`` lowers them."""
+    from ..deploy.onnx_export import (DEFAULT_OPSET, int8_default_opset, quantize_onnx,
+                                      write_onnx)
+    image = example.numpy()
+    if runtime == 'executorch':
+        from ..deploy.executorch_export import lower_module
+        paths = {form: osp.join(folder, f'{form}.pte') for form in ('fp32', 'int8')}
+        lower_module(module, example, paths['fp32'])
+        lower_module(module, example, paths['int8'], 'xnnpack',
+                     [torch.from_numpy(c) for c in calibration])
+        return [ExecuTorchProfiler(paths[form], image, form, threads, folder)
+                for form in ('fp32', 'int8')]
+    opset = int8_default_opset() if runtime == 'onnxruntime' else DEFAULT_OPSET
+    fp32 = osp.join(folder, f'{runtime}.onnx')
+    write_onnx(module, example, fp32, 'input', [], opset)
+    kinds = onnx_conv_kinds(fp32)
+    if runtime == 'onnxruntime':
+        int8 = osp.join(folder, 'int8.onnx')
+        quantize_onnx(fp32, int8, 'input', calibration)
+        return [OnnxRuntimeProfiler(path, image, kinds, form, threads, folder)
+                for path, form in ((fp32, 'fp32'), (int8, 'int8'))]
+    from ..deploy.openvino_export import import_openvino, quantize_openvino
+    int8_model = quantize_openvino(import_openvino().convert_model(fp32), calibration)
+    return [OpenVinoProfiler(model, image, kinds, form, threads)
+            for model, form in ((fp32, 'fp32'), (int8_model, 'int8'))]
+
+
 def format_pair(fp32: OpProfile, int8: OpProfile) -> List[str]:
-    """A markdown table of one runtime: each row's fp32 and int8 time, its share of the run and
-    the int8 speed-up, slowest fp32 rows first; then the totals."""
+    """A markdown table of one runtime, after a line with the totals: each row's fp32 and int8
+    time, its share of the run and the int8 speed-up (where both files have as many of its
+    nodes), slowest fp32 rows first."""
     rows = sorted(set(fp32.us) | set(int8.us), key=lambda r: (-fp32.us.get(r, 0),
                                                                -int8.us.get(r, 0), r))
     lines = [f'{fp32.runtime}: fp32 {fp32.total / 1e3:.2f} ms, int8 {int8.total / 1e3:.2f} ms '
@@ -236,7 +301,9 @@ def format_pair(fp32: OpProfile, int8: OpProfile) -> List[str]:
              'int8 speed-up |', '|---|---|---|---|---|']
     for row in rows:
         a, b = fp32.us.get(row, 0.0), int8.us.get(row, 0.0)
-        speed = f'{a / b:.2f}x' if a and b else ''
+        # a speed-up only where both files have the row's nodes one for one
+        same = fp32.nodes.get(row, 0) == int8.nodes.get(row, 0)
+        speed = f'{a / b:.2f}x' if a and b and same else ''
         lines.append(f'| {row} | {fp32.nodes.get(row, 0)} / {int8.nodes.get(row, 0)} | '
                      f'{a:.0f} ({100 * a / fp32.total:.0f}%) | {b:.0f} '
                      f'({100 * b / int8.total:.0f}%) | {speed} |')

@@ -1,13 +1,17 @@
 """Where the time of a model's static int8 file goes, against its fp32 file: per-operator
-profiles in ONNX Runtime (its profiler) and OpenVINO (its performance counters).
+profiles in ONNX Runtime (its profiler), OpenVINO (its performance counters) and ExecuTorch (its
+event tracer).
 
 Usage: python tools/analysis_tools/profile_int8.py [CONFIG | --peer TIMM_NAME]
-       [--runtime onnxruntime openvino] [--input-size H W] [--runs R] [--threads T] [--out FILE.md]
+       [--runtime onnxruntime openvino executorch] [--input-size H W] [--runs R] [--threads T]
+       [--out FILE.md]
 
 The files are the benchmark's ``--quantize`` entries (random weights; the calibration images of
-``export.py --quantize int8``). Convolutions are grouped by what they are (depthwise, pointwise,
-dense or dilated kxk, the image's first convolution), other operators by the runtime's name;
-each row gives its summed kernel time per run in fp32 and int8 and the int8 speed-up.
+``export.py --quantize int8``), the fp32 and int8 file of a runtime run in turns. In ONNX Runtime
+and OpenVINO convolutions are grouped by what they are (depthwise, pointwise, dense or dilated
+kxk, the image's first convolution), other operators by the runtime's name; in ExecuTorch every
+row is an XNNPACK operator. Each row gives its summed kernel time per run in fp32 and int8 and
+the int8 speed-up.
 """
 import argparse
 import datetime
@@ -29,7 +33,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--peer', choices=sorted(PEERS),
                         help='profile this timm peer of the benchmark instead of a config')
     parser.add_argument('--runtime', nargs='+', choices=RUNTIMES, default=list(RUNTIMES),
-                        help='runtimes to profile (default both)')
+                        help='runtimes to profile (default all three)')
     add_input_size(parser, (224, 224), 'input height and width (default: 224 224)')
     parser.add_argument('--runs', type=int, default=20, help='profiled runs (20)')
     parser.add_argument('--threads', type=int, default=None,
