@@ -61,8 +61,8 @@ def report(args: argparse.Namespace) -> None:
     if subject.what != 'classifier':
         raise ConfigError(f'{args.config} is not a classification config; profile_int8 times '
                           'classifiers (configs/cls/)')
+    # each runtime gets the threads explicitly; torch's own pool (export, calibration) is left
     threads = args.threads or torch.get_num_threads()
-    torch.set_num_threads(threads)
     h, w = args.input_size
     lines = [f'{subject.name}, deploy form, 1x3x{h}x{w}, {threads} threads, {args.runs} runs, '
              f'{cpu_features().describe()}, {datetime.date.today().isoformat()}']
