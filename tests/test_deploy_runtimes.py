@@ -89,7 +89,10 @@ def test_benchmark_onnxruntime_sessions_do_not_spin(monkeypatch):
 
 
 def tiny_subject(name: str, seed: int) -> Subject:
-    train = perturb(RapidNet(TINY_ARCH, out_indices=(3, )), seed).eval()
+    # the convolutions' initial weights seeded too, so that every run quantizes the same network
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        train = perturb(RapidNet(TINY_ARCH, out_indices=(3, )), seed).eval()
     deploy = copy.deepcopy(train)
     deploy.switch_to_deploy()
     return Subject(name, 'backbone', dict(train=train, deploy=deploy), dict(train=1, deploy=1))

@@ -2,19 +2,20 @@
 ONNX Runtime (its profiler), OpenVINO (its performance counters) and ExecuTorch (its event
 tracer's ETDump, read by its Inspector), side by side.
 
-The files are those the benchmark times (:func:`~rapidnet_mm.deploy.runtime.build_runtime`'s
-exporter, quantizer and calibration images). Each profile entry is attributed to an operator
+The files are those the benchmark times (written by
+:func:`~rapidnet_mm.deploy.runtime.write_runtime_file`, calibrated on the benchmark's images). Each profile entry is attributed to an operator
 kind: convolutions by their structure in the fp32 ONNX graph (depthwise, pointwise, dense or
 dilated kxk, the image's first convolution), everything else by the runtime's own operator name;
 in ExecuTorch every row is an XNNPACK operator (its precision and number left out), as the event
 tracer names them.
-The runtimes' profilers report per-node kernel times; neither has a call that groups them this
-way, hence this module.
+The runtimes' profilers report per-node kernel times; none has a call that groups them this way,
+hence this module.
 """
 import collections
 import json
-import re
+import os
 import os.path as osp
+import re
 import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Sequence, Tuple
@@ -47,7 +48,7 @@ def conv_kind(weight_shape: Sequence[int], group: int, dilation: Sequence[int]) 
     """What a convolution is, from its weight shape ``(O, I/group, kh, kw)``, group and
     dilation: 'depthwise 3x3', 'pointwise', 'dense 3x3', 'dilated 3x3 (d=2)' or 'image 3x3'
     (the convolution of the 3 image channels)."""
-    out_channels, in_per_group, kh, kw = weight_shape
+    _, in_per_group, kh, kw = weight_shape
     size = f'{kh}x{kw}'
     if in_per_group == 3 and group == 1:
         return f'image {size}'
@@ -126,13 +127,9 @@ class OnnxRuntimeProfiler:
 
     def __init__(self, path: str, image: np.ndarray, kinds: Dict[str, str], form: str,
                  threads: int, folder: str) -> None:
-        import onnxruntime as ort
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-        options.add_session_config_entry('session.intra_op.allow_spinning', '0')
-        options.enable_profiling = True
-        options.profile_file_prefix = osp.join(folder, f'profile_{form}')
-        self.session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        from ..deploy.onnx_export import onnxruntime_session
+        self.session = onnxruntime_session(path, threads, spin=False,
+                                           profile_prefix=osp.join(folder, f'profile_{form}'))
         self.feed = {self.session.get_inputs()[0].name: image}
         self.kinds, self.form, self.runs = kinds, form, -1
 
@@ -166,10 +163,8 @@ class OpenVinoProfiler:
 
     def __init__(self, model, image: np.ndarray, kinds: Dict[str, str], form: str,
                  threads: int) -> None:
-        import openvino as ov
-        config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY',
-                  'INFERENCE_NUM_THREADS': threads, 'PERF_COUNT': True}
-        self.request = ov.Core().compile_model(model, 'CPU', config).create_infer_request()
+        from ..deploy.openvino_export import compile_openvino
+        self.request = compile_openvino(model, threads, perf_count=True).create_infer_request()
         self.image, self.kinds, self.runs = image, kinds, -1
         self.totals = OpProfile(self.runtime, form)
 
@@ -241,52 +236,38 @@ def profile_model(module: nn.Module, runtimes: Sequence[str], input_size: Tuple[
                   runs: int, threads: int, log: Callable[[str], None] = print
                   ) -> List[Tuple[OpProfile, OpProfile]]:
     """(fp32, int8) profiles of a classifier's forward ``module`` (normalised input) in each
-    runtime, its int8 form made as the benchmark's ``--quantize`` makes it."""
+    runtime: the files the benchmark times, its int8 ones calibrated as its ``--quantize``."""
+    from ..deploy.runtime import write_runtime_file
     from .benchmark import calibration_batches
     unknown = [r for r in runtimes if r not in RUNTIMES]
     if unknown:
         raise InputError(f'cannot profile {unknown}; choose from {RUNTIMES}')
     module = module.eval()
     example = torch.randn(1, 3, *input_size, generator=torch.Generator().manual_seed(0))
-    calibration = [c.numpy() for c in calibration_batches(1, input_size)]
+    image = example.numpy()
+    calibrations = dict(fp32=None, int8=calibration_batches(1, input_size))
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
         for runtime in runtimes:
             log(f'{runtime}: exporting and quantizing')
-            pairs.append(tuple(profile_alternating(
-                runtime_profilers(runtime, module, example, calibration, threads, tmp), runs)))
+            files, profilers = {}, []
+            for form, calibration in calibrations.items():
+                folder = osp.join(tmp, runtime, form)
+                os.makedirs(folder)
+                files[form] = write_runtime_file(module, runtime, example, calibration, folder)
+            # convolutions by structure, from the fp32 ONNX file (ExecuTorch: XNNPACK's names)
+            kinds = onnx_conv_kinds(files['fp32']) if runtime != 'executorch' else {}
+            for form, made in files.items():
+                folder = osp.join(tmp, runtime, form)
+                if runtime == 'onnxruntime':
+                    profilers.append(OnnxRuntimeProfiler(made, image, kinds, form, threads,
+                                                         folder))
+                elif runtime == 'openvino':
+                    profilers.append(OpenVinoProfiler(made, image, kinds, form, threads))
+                else:
+                    profilers.append(ExecuTorchProfiler(made, image, form, threads, folder))
+            pairs.append(tuple(profile_alternating(profilers, runs)))
     return pairs
-
-
-def runtime_profilers(runtime: str, module: nn.Module, example: torch.Tensor,
-                      calibration: Sequence[np.ndarray], threads: int, folder: str) -> List:
-    """The fp32 and int8 profilers of ``module`` under ``runtime``, with the benchmark's files:
-    the int8 ONNX file at the exporter's int8 opset, the OpenVINO models converted from the fp32
-    ONNX file, the ``.pte`` files lowered as ``--format executorch`` lowers them."""
-    from ..deploy.onnx_export import (DEFAULT_OPSET, int8_default_opset, quantize_onnx,
-                                      write_onnx)
-    image = example.numpy()
-    if runtime == 'executorch':
-        from ..deploy.executorch_export import lower_module
-        paths = {form: osp.join(folder, f'{form}.pte') for form in ('fp32', 'int8')}
-        lower_module(module, example, paths['fp32'])
-        lower_module(module, example, paths['int8'], 'xnnpack',
-                     [torch.from_numpy(c) for c in calibration])
-        return [ExecuTorchProfiler(paths[form], image, form, threads, folder)
-                for form in ('fp32', 'int8')]
-    opset = int8_default_opset() if runtime == 'onnxruntime' else DEFAULT_OPSET
-    fp32 = osp.join(folder, f'{runtime}.onnx')
-    write_onnx(module, example, fp32, 'input', [], opset)
-    kinds = onnx_conv_kinds(fp32)
-    if runtime == 'onnxruntime':
-        int8 = osp.join(folder, 'int8.onnx')
-        quantize_onnx(fp32, int8, 'input', calibration)
-        return [OnnxRuntimeProfiler(path, image, kinds, form, threads, folder)
-                for path, form in ((fp32, 'fp32'), (int8, 'int8'))]
-    from ..deploy.openvino_export import import_openvino, quantize_openvino
-    int8_model = quantize_openvino(import_openvino().convert_model(fp32), calibration)
-    return [OpenVinoProfiler(model, image, kinds, form, threads)
-            for model, form in ((fp32, 'fp32'), (int8_model, 'int8'))]
 
 
 def format_pair(fp32: OpProfile, int8: OpProfile) -> List[str]:

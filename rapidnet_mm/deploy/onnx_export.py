@@ -56,7 +56,8 @@ def write_onnx(module: nn.Module, example: torch.Tensor, out: str, input_name: s
                           output_names=list(output_names), opset_version=opset, **legacy)
 
 
-def onnxruntime_session(path: str, threads: Optional[int] = None, spin: bool = True):
+def onnxruntime_session(path: str, threads: Optional[int] = None, spin: bool = True,
+                        profile_prefix: Optional[str] = None):
     """An onnxruntime CPU session for ``path``.
 
     Args:
@@ -65,6 +66,8 @@ def onnxruntime_session(path: str, threads: Optional[int] = None, spin: bool = T
         spin: Whether those threads busy-wait for more work after each run (onnxruntime's
             default). Where several sessions or runtimes take turns on few cores, the spinning
             threads of one take the cores from the next: turn it off there.
+        profile_prefix: Turn onnxruntime's profiler on, its file named with this prefix
+            (``session.end_profiling()`` writes it and returns its path).
     """
     import onnxruntime as ort
     options = ort.SessionOptions()
@@ -73,6 +76,9 @@ def onnxruntime_session(path: str, threads: Optional[int] = None, spin: bool = T
         options.inter_op_num_threads = 1
     if not spin:
         options.add_session_config_entry('session.intra_op.allow_spinning', '0')
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
 
 

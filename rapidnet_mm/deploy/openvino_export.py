@@ -59,13 +59,16 @@ def quantize_openvino(ov_model, calibration: Sequence[np.ndarray]):
                          subset_size=len(calibration))
 
 
-def compile_openvino(model, threads: Optional[int] = None):
+def compile_openvino(model, threads: Optional[int] = None, perf_count: bool = False):
     """``model`` (an IR/ONNX path or an ``openvino.Model``) compiled for the CPU in float32, for
-    latency; ``threads`` sets its thread count (default: OpenVINO's own choice)."""
+    latency; ``threads`` sets its thread count (default: OpenVINO's own choice), ``perf_count``
+    turns its per-node performance counters on (``request.profiling_info``)."""
     ov = import_openvino()
     config = {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY'}
     if threads:
         config['INFERENCE_NUM_THREADS'] = threads
+    if perf_count:
+        config['PERF_COUNT'] = True
     return ov.Core().compile_model(model, 'CPU', config)
 
 

@@ -106,6 +106,37 @@ def build_runtime(module: nn.Module, runtime: str, example: torch.Tensor,
     return torch.compile(module, options={'freezing': True})
 
 
+def write_runtime_file(module: nn.Module, runtime: str, example: torch.Tensor,
+                       calibration: Optional[Sequence[torch.Tensor]], folder: str):
+    """Write into ``folder`` what a file runtime runs for ``module`` (int8 when ``calibration``
+    is given): the ONNX file of ``onnxruntime`` (the int8 one at the opset ``export.py
+    --quantize int8`` writes, GELU as one op), the ONNX file or the NNCF int8 model of
+    ``openvino``, the ``.pte`` of ``executorch``.
+
+    Returns:
+        The path of the file, or for OpenVINO int8 the ``openvino.Model``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', torch.jit.TracerWarning)  # as in freeze_torchscript
+        if runtime == 'executorch':
+            from .executorch_export import lower_module
+            path = osp.join(folder, 'model.pte')
+            lower_module(module, example, path, 'xnnpack', calibration)
+            return path
+        from .onnx_export import DEFAULT_OPSET, int8_default_opset, quantize_onnx, write_onnx
+        path = osp.join(folder, 'model.onnx')
+        int8_onnx = runtime == 'onnxruntime' and calibration is not None
+        write_onnx(module, example, path, 'input', [],
+                   int8_default_opset() if int8_onnx else DEFAULT_OPSET)
+        if int8_onnx:
+            quantize_onnx(path, path, 'input', [c.numpy() for c in calibration])
+        if runtime == 'openvino' and calibration is not None:
+            from .openvino_export import import_openvino, quantize_openvino
+            return quantize_openvino(import_openvino().convert_model(path),
+                                     [c.numpy() for c in calibration])
+        return path
+
+
 def _build_file_runtime(module: nn.Module, runtime: str, example: torch.Tensor,
                         calibration: Optional[Sequence[torch.Tensor]]) -> Callable:
     """``module`` exported to ONNX and loaded by onnxruntime or OpenVINO, or lowered to an
@@ -113,37 +144,22 @@ def _build_file_runtime(module: nn.Module, runtime: str, example: torch.Tensor,
     if example.device.type != 'cpu':
         raise RuntimeSetupError(f'{runtime} runs on the CPU here; use --device cpu')
     threads = torch.get_num_threads()
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter('ignore', torch.jit.TracerWarning)  # as in freeze_torchscript
+    with tempfile.TemporaryDirectory() as tmp:
         if runtime == 'executorch':
-            from .executorch_export import load_pte, lower_module, set_threads
-            path = osp.join(tmp, 'model.pte')
+            from .executorch_export import load_pte, set_threads
             set_threads(threads)
-            lower_module(module, example, path, 'xnnpack', calibration)
-            pte = load_pte(path)
+            pte = load_pte(write_runtime_file(module, runtime, example, calibration, tmp))
             # the runtime's tensors may be reused by its next call: copy them out
             return lambda x: _single([o.clone() for o in pte(x)])
-        from .onnx_export import (DEFAULT_OPSET, int8_default_opset, onnxruntime_session,
-                                  quantize_onnx, write_onnx)
-        from .openvino_export import compile_openvino, quantize_openvino, run_openvino
-        path = osp.join(tmp, 'model.onnx')
-        int8_onnx = runtime == 'onnxruntime' and calibration is not None
-        # the int8 file at the opset `export.py --quantize int8` writes (GELU as one op)
-        write_onnx(module, example, path, 'input', [],
-                   int8_default_opset() if int8_onnx else DEFAULT_OPSET)
+        model = write_runtime_file(module, runtime, example, calibration, tmp)
         if runtime == 'onnxruntime':
-            if int8_onnx:
-                quantize_onnx(path, path, 'input', [c.numpy() for c in calibration])
+            from .onnx_export import onnxruntime_session
             # No spinning: the benchmark's sessions (every model and form) and runtimes take
             # turns, and spinning pools made its onnxruntime figures 2-3x slower (deployment.md 6).
-            session = onnxruntime_session(path, threads, spin=False)
+            session = onnxruntime_session(model, threads, spin=False)
             run = lambda x: session.run(None, {'input': x})  # noqa: E731
         else:
-            model = path
-            if calibration is not None:
-                import openvino as ov
-                model = quantize_openvino(ov.convert_model(path),
-                                          [c.numpy() for c in calibration])
+            from .openvino_export import compile_openvino, run_openvino
             compiled = compile_openvino(model, threads)
             run = lambda x: run_openvino(compiled, x)  # noqa: E731
 
